@@ -1,0 +1,66 @@
+package app
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+// Build information, set with -ldflags -X by make build.
+var (
+	Version   = "v0.0.0-dev"
+	GitCommit = "unknown"
+	BuildDate = "unknown"
+)
+
+// Options are mirrorlet's settings.
+type Options struct {
+	// RestConfig reaches the API server. Required.
+	RestConfig *rest.Config
+	// NodeName defaults to the lower-cased hostname.
+	NodeName string
+	// PodManifestPath is the static pod directory; empty: none.
+	PodManifestPath    string
+	FileCheckFrequency time.Duration
+	// RuntimeEndpoint selects the container runtime: "fake://" or a CRI
+	// endpoint such as unix:///run/containerd/containerd.sock. Ignored
+	// when Runtime is set.
+	RuntimeEndpoint string
+	// Runtime, when set, is used instead of connecting to RuntimeEndpoint.
+	Runtime mruntime.Runtime
+	// HealthzBindAddress serves /healthz and /readyz; "0" disables.
+	HealthzBindAddress string
+	// MetricsBindAddress serves /metrics; "0" disables.
+	MetricsBindAddress string
+	// ResyncPeriod of the static pod reconciler; 0: its default.
+	ResyncPeriod time.Duration
+	Log          logr.Logger
+}
+
+// Complete defaults and validates o.
+func (o *Options) Complete() error {
+	if o.RestConfig == nil {
+		return errors.New("a kubeconfig is required (--kubeconfig)")
+	}
+	if o.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return errors.New("node name is required (--node-name): the hostname cannot be read")
+		}
+		o.NodeName = host
+	}
+	o.NodeName = strings.ToLower(o.NodeName)
+	if o.FileCheckFrequency <= 0 {
+		o.FileCheckFrequency = 20 * time.Second
+	}
+	if o.Runtime == nil && o.RuntimeEndpoint == "" {
+		return errors.New("a container runtime endpoint is required (--container-runtime-endpoint)")
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/node"
+	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
+	"github.com/mirrorlet/mirrorlet/manifest"
+	"github.com/mirrorlet/mirrorlet/manifest/desired"
+	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+	"github.com/mirrorlet/mirrorlet/runtime/fake"
+)
+
+// agent is one running mirrorlet.
+type agent struct {
+	opts    Options
+	runtime mruntime.Runtime
+	desired *desired.Set
+	states  *podstate.Store
+	synced  atomic.Bool // API caches synced
+}
+
+// Run runs mirrorlet until ctx ends. It returns an error when it cannot
+// start, or when the Node turns out to be kept by a kubelet.
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.Complete(); err != nil {
+		return err
+	}
+	rt := opts.Runtime
+	if rt == nil {
+		var err error
+		if rt, err = newRuntime(ctx, opts); err != nil {
+			return err
+		}
+	}
+	var sources []string
+	if opts.PodManifestPath != "" {
+		sources = append(sources, manifest.SourceFile)
+	}
+	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore()}
+	g, ctx := errgroup.WithContext(ctx)
+	if err := a.setupSources(ctx, g); err != nil {
+		return err
+	}
+	if err := a.setupStaticPods(ctx, g); err != nil {
+		return err
+	}
+	a.setupServers(ctx, g)
+	g.Go(func() error { return a.runAPI(ctx) })
+	return g.Wait()
+}
+
+func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
+	if a.opts.PodManifestPath == "" {
+		return nil
+	}
+	src, err := dirsource.New(dirsource.Config{
+		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
+		Publish: func(s desired.Snapshot) { a.desired.Update(manifest.SourceFile, s) },
+		Log:     a.opts.Log.WithName("dirsource"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up manifest directory source: %w", err)
+	}
+	g.Go(func() error { return src.Run(ctx) })
+	return nil
+}
+
+func (a *agent) setupStaticPods(ctx context.Context, g *errgroup.Group) error {
+	r, err := staticpod.New(staticpod.Config{
+		Runtime: a.runtime, Desired: a.desired, States: a.states,
+		Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
+	})
+	if err != nil {
+		return fmt.Errorf("setting up static pod reconciler: %w", err)
+	}
+	g.Go(func() error { return r.Run(ctx) })
+	return nil
+}
+
+// setupServers starts the health and metrics servers; they need no API.
+func (a *agent) setupServers(ctx context.Context, g *errgroup.Group) {
+	health := http.NewServeMux()
+	health.Handle("/healthz", http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}))
+	health.Handle("/readyz", http.StripPrefix("/readyz", &healthz.Handler{Checks: map[string]healthz.Checker{
+		"api-caches": func(*http.Request) error {
+			if !a.synced.Load() {
+				return errors.New("API caches not synced")
+			}
+			return nil
+		},
+		"runtime": func(r *http.Request) error { return a.runtime.Status(r.Context()) },
+	}}))
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	for _, s := range []struct {
+		addr    string
+		handler http.Handler
+	}{{a.opts.HealthzBindAddress, health}, {a.opts.MetricsBindAddress, metricsMux}} {
+		if s.addr == "" || s.addr == "0" {
+			continue
+		}
+		srv := &http.Server{Addr: s.addr, Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving on %s: %w", s.addr, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+}
+
+// runAPI waits for the API server, refuses a kubelet's Node, then runs the
+// mirror reconciler and node registrar until ctx ends.
+func (a *agent) runAPI(ctx context.Context) error {
+	log := a.opts.Log.WithName("api")
+	direct, err := client.New(a.opts.RestConfig, client.Options{})
+	if err != nil {
+		return fmt.Errorf("creating API client: %w", err)
+	}
+	for {
+		err := node.CheckOwnership(ctx, direct, a.opts.NodeName)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, node.ErrKubeletNode) {
+			return err
+		}
+		log.Error(err, "API server not reachable yet; static pods keep running, retrying")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	mgr, err := a.newManager()
+	if err != nil {
+		return err
+	}
+	go func() {
+		if mgr.GetCache().WaitForCacheSync(ctx) {
+			a.synced.Store(true)
+		}
+	}()
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running API controllers: %w", err)
+	}
+	return nil
+}
+
+func (a *agent) newManager() (ctrl.Manager, error) {
+	nodeName := a.opts.NodeName
+	mgr, err := ctrl.NewManager(a.opts.RestConfig, ctrl.Options{
+		Logger:                 a.opts.Log,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 10 * time.Minute},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
+			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
+		}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&coordinationv1.Lease{}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating controller manager: %w", err)
+	}
+	if err := a.setupMirrors(mgr); err != nil {
+		return nil, err
+	}
+	if err := a.setupNode(mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func (a *agent) setupMirrors(mgr ctrl.Manager) error {
+	r, err := mirror.New(mirror.Config{
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, States: a.states,
+		Recorder: mgr.GetEventRecorder("mirrorlet"), RuntimeName: a.runtime.Name(),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up mirror reconciler: %w", err)
+	}
+	return r.SetupWithManager(mgr)
+}
+
+func (a *agent) setupNode(mgr ctrl.Manager) error {
+	r, err := node.New(node.Config{
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+		Version: Version, RuntimeVersion: a.runtime.Name() + "://" + Version,
+		RuntimeStatus: a.runtime.Status,
+	})
+	if err != nil {
+		return fmt.Errorf("setting up node registrar: %w", err)
+	}
+	return r.SetupWithManager(mgr)
+}
+
+// newRuntime connects to the runtime named by the endpoint.
+func newRuntime(_ context.Context, opts Options) (mruntime.Runtime, error) {
+	if strings.HasPrefix(opts.RuntimeEndpoint, "fake://") {
+		return fake.New(nil), nil
+	}
+	return nil, fmt.Errorf("container runtime endpoint %q: only fake:// is supported in this build", opts.RuntimeEndpoint)
+}

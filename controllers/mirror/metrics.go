@@ -1,0 +1,15 @@
+package mirror
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var mirrorWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "mirrorlet_mirror_writes_total",
+	Help: "Writes of mirror pods to the API server, by operation (create, delete, status) and result.",
+}, []string{"operation", "result"})
+
+func init() {
+	metrics.Registry.MustRegister(mirrorWrites)
+}

@@ -1,0 +1,254 @@
+package mirror
+
+import (
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/manifest/desired"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+// ConditionManifestValid is False while the static pod's manifest is
+// invalid and its last good version keeps running.
+const ConditionManifestValid corev1.PodConditionType = "mirrorlet.io/ManifestValid"
+
+// statusInput is what pod status is computed from.
+type statusInput struct {
+	spec     *corev1.PodSpec
+	state    podstate.State
+	hasState bool
+	problems []desired.Problem
+	// have is the mirror's current status: transition times and QOS class
+	// are kept from it.
+	have        corev1.PodStatus
+	hostIP      string
+	runtimeName string
+	now         time.Time
+}
+
+// computeStatus turns runtime state into pod status. Times are truncated to
+// seconds, as the API stores them, so an unchanged state compares equal.
+func computeStatus(in statusInput) corev1.PodStatus {
+	var pod *mruntime.Pod
+	if in.hasState {
+		pod = in.state.Pod
+	}
+	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP}
+	if in.hostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
+	}
+	if pod != nil {
+		st.StartTime = mtime(pod.CreatedAt)
+		ip := pod.IP
+		if in.spec.HostNetwork || ip == "" {
+			ip = in.hostIP
+		}
+		if ip != "" {
+			st.PodIP, st.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		}
+	}
+	st.InitContainerStatuses = containerStatuses(in.spec.InitContainers, pod, in, true)
+	st.ContainerStatuses = containerStatuses(in.spec.Containers, pod, in, false)
+	st.Phase = phase(in.spec, st, pod != nil)
+	if in.hasState && in.state.Message != "" {
+		st.Message = in.state.Message
+	}
+	st.Conditions = conditions(in, st, pod)
+	return st
+}
+
+func mtime(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t).Rfc3339Copy()
+	return &mt
+}
+
+func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInput, init bool) []corev1.ContainerStatus {
+	if len(specs) == 0 {
+		return nil
+	}
+	out := make([]corev1.ContainerStatus, 0, len(specs))
+	for i := range specs {
+		c := &specs[i]
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+		var latest, previous *mruntime.Container
+		if pod != nil {
+			latest, previous = attempts(pod, c.Name)
+		}
+		waiting, isWaiting := in.state.Waiting[c.Name]
+		switch {
+		case latest == nil:
+			if !isWaiting {
+				waiting = podstate.Waiting{Reason: "ContainerCreating"}
+			}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
+		case latest.State == mruntime.ContainerRunning:
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: *orZero(mtime(latest.StartedAt))}
+			cs.Ready = !init
+			cs.Started = ptr.To(true)
+		case latest.State == mruntime.ContainerExited && isWaiting:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
+			previous = latest
+		case latest.State == mruntime.ContainerExited:
+			cs.State.Terminated = terminated(latest)
+			cs.Ready = init && latest.ExitCode == 0
+			cs.Started = ptr.To(false)
+		default:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+		}
+		if latest != nil {
+			cs.RestartCount = int32(latest.Attempt)
+			cs.ContainerID = in.runtimeName + "://" + latest.ID
+			cs.ImageID = latest.ImageRef
+		}
+		if previous != nil {
+			cs.LastTerminationState.Terminated = terminated(previous)
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+// attempts returns the latest attempt of a container and the latest exited
+// attempt before it.
+func attempts(pod *mruntime.Pod, name string) (latest, previous *mruntime.Container) {
+	latest = pod.Latest(name)
+	if latest == nil {
+		return nil, nil
+	}
+	for i := range pod.Containers {
+		c := &pod.Containers[i]
+		if c.Name == name && c != latest && c.State == mruntime.ContainerExited &&
+			(previous == nil || c.Attempt > previous.Attempt) {
+			previous = c
+		}
+	}
+	return latest, previous
+}
+
+func terminated(c *mruntime.Container) *corev1.ContainerStateTerminated {
+	reason := c.Reason
+	if reason == "" {
+		reason = "Error"
+		if c.ExitCode == 0 {
+			reason = "Completed"
+		}
+	}
+	return &corev1.ContainerStateTerminated{
+		ExitCode:   c.ExitCode,
+		Reason:     reason,
+		Message:    c.Message,
+		StartedAt:  *orZero(mtime(c.StartedAt)),
+		FinishedAt: *orZero(mtime(c.FinishedAt)),
+	}
+}
+
+func orZero(t *metav1.Time) *metav1.Time {
+	if t == nil {
+		return &metav1.Time{}
+	}
+	return t
+}
+
+// phase follows the kubelet's getPhase for what mirrorlet reports.
+func phase(spec *corev1.PodSpec, st corev1.PodStatus, running bool) corev1.PodPhase {
+	if !running {
+		return corev1.PodPending
+	}
+	for _, cs := range st.InitContainerStatuses {
+		if cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0 && spec.RestartPolicy == corev1.RestartPolicyNever {
+			return corev1.PodFailed
+		}
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			return corev1.PodPending
+		}
+	}
+	var run, waiting, succeeded, failed int
+	for _, cs := range st.ContainerStatuses {
+		switch {
+		case cs.State.Running != nil:
+			run++
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			succeeded++
+		case cs.State.Terminated != nil:
+			failed++
+		case cs.LastTerminationState.Terminated != nil:
+			failed++ // crash looping: counts as stopped
+		default:
+			waiting++
+		}
+	}
+	switch {
+	case waiting > 0:
+		return corev1.PodPending
+	case run > 0:
+		return corev1.PodRunning
+	case spec.RestartPolicy == corev1.RestartPolicyAlways:
+		return corev1.PodRunning
+	case failed == 0:
+		return corev1.PodSucceeded
+	case spec.RestartPolicy == corev1.RestartPolicyNever:
+		return corev1.PodFailed
+	default:
+		return corev1.PodRunning
+	}
+}
+
+func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1.PodCondition {
+	initialized := true
+	for _, cs := range st.InitContainerStatuses {
+		initialized = initialized && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+	}
+	ready := pod != nil && len(st.ContainerStatuses) > 0
+	for _, cs := range st.ContainerStatuses {
+		ready = ready && cs.Ready
+	}
+	conds := []corev1.PodCondition{
+		{Type: corev1.PodReadyToStartContainers, Status: boolStatus(pod != nil && pod.Ready)},
+		{Type: corev1.PodInitialized, Status: boolStatus(pod != nil && initialized)},
+		{Type: corev1.ContainersReady, Status: boolStatus(ready)},
+		{Type: corev1.PodReady, Status: boolStatus(ready)},
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
+		manifestCondition(in.problems),
+	}
+	for i := range conds {
+		c := &conds[i]
+		c.LastTransitionTime = *mtime(in.now)
+		for _, old := range in.have.Conditions {
+			if old.Type == c.Type && old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	return conds
+}
+
+func manifestCondition(problems []desired.Problem) corev1.PodCondition {
+	if len(problems) == 0 {
+		return corev1.PodCondition{Type: ConditionManifestValid, Status: corev1.ConditionTrue}
+	}
+	msgs := make([]string, 0, len(problems))
+	for _, p := range problems {
+		msgs = append(msgs, p.Err.Error())
+	}
+	return corev1.PodCondition{
+		Type:    ConditionManifestValid,
+		Status:  corev1.ConditionFalse,
+		Reason:  "InvalidManifest",
+		Message: "the last good version keeps running: " + strings.Join(msgs, "; "),
+	}
+}
+
+func boolStatus(b bool) corev1.ConditionStatus {
+	if b {
+		return corev1.ConditionTrue
+	}
+	return corev1.ConditionFalse
+}

@@ -1,0 +1,296 @@
+package dirsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/clock"
+
+	"github.com/mirrorlet/mirrorlet/manifest"
+	"github.com/mirrorlet/mirrorlet/manifest/desired"
+)
+
+// Config configures a Source.
+type Config struct {
+	// Path is the manifest directory. Required.
+	Path string
+	// NodeName is the node the pods run on. Required.
+	NodeName string
+	// CheckFrequency is the period of full rescans. Default 20s.
+	CheckFrequency time.Duration
+	// Debounce is how long the source waits after a change before it
+	// rescans, restarted by every further change (bounded by MaxDelay).
+	// Default 20ms.
+	Debounce time.Duration
+	// MaxDelay bounds how long a burst of changes can defer a rescan.
+	// Default 100ms.
+	MaxDelay time.Duration
+	// Publish receives every snapshot. Required.
+	Publish func(desired.Snapshot)
+	Log     logr.Logger
+	Clock   clock.WithTicker
+}
+
+// Source reads one manifest directory.
+type Source struct {
+	cfg Config
+	// last holds the last good static pod of every file, by path.
+	last map[string]*manifest.StaticPod
+	// skipped remembers files already logged as skipped.
+	skipped sets.Set[string]
+	// failing is true while the directory cannot be read, so the error is
+	// logged once per outage.
+	failing bool
+}
+
+// New validates and defaults cfg and returns a Source.
+func New(cfg Config) (*Source, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("manifest directory path is required")
+	}
+	if cfg.NodeName == "" {
+		return nil, errors.New("node name is required")
+	}
+	if cfg.Publish == nil {
+		return nil, errors.New("publish function is required")
+	}
+	if cfg.CheckFrequency <= 0 {
+		cfg.CheckFrequency = 20 * time.Second
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 20 * time.Millisecond
+	}
+	if cfg.MaxDelay < cfg.Debounce {
+		cfg.MaxDelay = max(100*time.Millisecond, cfg.Debounce)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("resolving manifest directory %q: %w", cfg.Path, err)
+	}
+	cfg.Path = path
+	return &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, skipped: sets.New[string]()}, nil
+}
+
+// Run scans the directory, publishes, and keeps doing so on every change
+// until ctx ends. It returns nil when ctx ends.
+func (s *Source) Run(ctx context.Context) error {
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("creating file watcher: %w", err)
+	}
+	defer func() { _ = watcher.Close() }()
+	watching := false
+	ensureWatch := func() {
+		if watching {
+			return
+		}
+		if err := watcher.Add(s.cfg.Path); err == nil {
+			watching = true
+		}
+	}
+	ensureWatch()
+	s.Rescan()
+
+	ticker := s.cfg.Clock.NewTicker(s.cfg.CheckFrequency)
+	defer ticker.Stop()
+	// While the directory is missing, look for it every second.
+	retry := s.cfg.Clock.NewTicker(time.Second)
+	defer retry.Stop()
+	var debounce, deadline clock.Timer
+	var debounceC, deadlineC <-chan time.Time
+	fire := func() {
+		debounceC, deadlineC = nil, nil
+		s.Rescan()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-watcher.Events:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			if ev.Name == s.cfg.Path && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				watching = false
+			}
+			if debounce == nil {
+				debounce, deadline = s.cfg.Clock.NewTimer(s.cfg.Debounce), s.cfg.Clock.NewTimer(s.cfg.MaxDelay)
+			} else {
+				debounce.Reset(s.cfg.Debounce)
+				if deadlineC == nil {
+					deadline.Reset(s.cfg.MaxDelay)
+				}
+			}
+			debounceC, deadlineC = debounce.C(), deadline.C()
+		case err, ok := <-watcher.Errors:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			s.cfg.Log.Error(err, "File watcher error, rescanning", "path", s.cfg.Path)
+			s.Rescan()
+		case <-debounceC:
+			deadline.Stop()
+			fire()
+		case <-deadlineC:
+			debounce.Stop()
+			fire()
+		case <-ticker.C():
+			ensureWatch()
+			s.Rescan()
+		case <-retry.C():
+			if !watching {
+				ensureWatch()
+				if watching {
+					s.Rescan()
+				}
+			}
+		}
+	}
+}
+
+// Rescan reads the whole directory and publishes a snapshot, unless the
+// directory cannot be read.
+func (s *Source) Rescan() {
+	entries, err := os.ReadDir(s.cfg.Path)
+	if err != nil {
+		if !s.failing {
+			s.cfg.Log.Error(err, "Cannot read manifest directory, keeping the pods it had; retrying", "path", s.cfg.Path)
+		}
+		s.failing = true
+		return
+	}
+	if s.failing {
+		s.cfg.Log.Info("Manifest directory readable again", "path", s.cfg.Path)
+		s.failing = false
+	}
+	s.cfg.Publish(s.scan(entries))
+}
+
+func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
+	var snap desired.Snapshot
+	byName := map[types.NamespacedName]string{} // key -> path that holds it
+	seen := sets.New[string]()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if !s.wanted(e.Name()) {
+			continue
+		}
+		path := filepath.Join(s.cfg.Path, e.Name())
+		seen.Insert(path)
+		sp, loadErr := s.load(path)
+		if loadErr != nil {
+			prev := s.last[path]
+			p := desired.Problem{Origin: path, Err: loadErr}
+			if prev != nil {
+				p.Key = prev.Key()
+				sp = prev // keep the last good version running
+			}
+			snap.Problems = append(snap.Problems, p)
+			if sp == nil {
+				continue
+			}
+		}
+		if other, clash := byName[sp.Key()]; clash {
+			snap.Problems = append(snap.Problems, desired.Problem{Origin: path,
+				Err: fmt.Errorf("%s: pod %s is already defined by %s", path, sp.Key(), other)})
+			continue
+		}
+		byName[sp.Key()] = path
+		s.last[path] = sp
+		snap.Pods = append(snap.Pods, sp)
+	}
+	for path := range s.last {
+		if !seen.Has(path) {
+			delete(s.last, path)
+		}
+	}
+	return snap
+}
+
+// wanted reports whether a directory entry name is a manifest by its name.
+func (s *Source) wanted(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	if !s.skipped.Has(name) {
+		s.skipped.Insert(name)
+		s.cfg.Log.V(1).Info("Skipping file that is not a manifest (only .yaml, .yml and .json are read)",
+			"path", filepath.Join(s.cfg.Path, name))
+	}
+	return false
+}
+
+// load reads one manifest file. Unchanged content keeps the previous
+// StaticPod, so its seen time stays put.
+func (s *Source) load(path string) (*manifest.StaticPod, error) {
+	data, err := readManifest(path)
+	if err != nil {
+		return nil, &manifest.Error{Origin: path, Err: err}
+	}
+	id := manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceFile, Origin: path, Seen: s.cfg.Clock.Now()}
+	sp, err := manifest.Load(data, id)
+	if err != nil {
+		return nil, err
+	}
+	if prev := s.last[path]; prev != nil && prev.Hash == sp.Hash {
+		if manifest.SameMetadata(prev, sp) {
+			return prev, nil
+		}
+		sp.Pod.Annotations[manifest.AnnotationSeen] = prev.Pod.Annotations[manifest.AnnotationSeen]
+	}
+	return sp, nil
+}
+
+// readManifest reads a regular file of at most manifest.MaxManifestSize
+// bytes, following symlinks.
+func readManifest(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	switch {
+	case info.IsDir():
+		return nil, errors.New("is a directory, not a manifest file")
+	case !info.Mode().IsRegular():
+		return nil, fmt.Errorf("is not a regular file (mode %s)", info.Mode().Type())
+	case info.Size() > manifest.MaxManifestSize:
+		return nil, fmt.Errorf("file is %d bytes, larger than the limit of %d", info.Size(), manifest.MaxManifestSize)
+	}
+	// O_NONBLOCK: a FIFO swapped in after the Stat must not hang the scan.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, errors.New("is not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, manifest.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if len(data) > manifest.MaxManifestSize {
+		return nil, fmt.Errorf("file is larger than the limit of %d bytes", manifest.MaxManifestSize)
+	}
+	return data, nil
+}

@@ -1,0 +1,128 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ErrNotFound is returned (wrapped) when a sandbox or container does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Runtime runs pods on the node. All methods are safe for concurrent use.
+// Every value a method returns is owned by the caller (implementations copy).
+type Runtime interface {
+	// Name is a short name of the runtime, used as the scheme of container
+	// IDs in pod status, e.g. "containerd" -> "containerd://<id>".
+	Name() string
+
+	// Status returns nil when the runtime is reachable and ready to run pods.
+	Status(ctx context.Context) error
+
+	// ListPods returns every pod sandbox mirrorlet created on this runtime
+	// (recognised by its labels, so pods survive a mirrorlet restart), with
+	// all its containers, including exited ones not yet removed. Sandboxes of
+	// other clients are never returned.
+	ListPods(ctx context.Context) ([]Pod, error)
+
+	// RunSandbox creates and starts the sandbox of pod and returns its ID.
+	// pod.UID identifies the pod. The caller calls it only when no ready
+	// sandbox exists for the pod; calling it again creates another sandbox.
+	RunSandbox(ctx context.Context, pod *corev1.Pod) (string, error)
+
+	// StartContainer pulls the image as container.ImagePullPolicy says,
+	// creates container (one of pod's init or app containers) in sandboxID
+	// for the given attempt (0 for the first, +1 per restart) and starts it.
+	// It returns the new container's ID. An image that cannot be had is
+	// reported as an error wrapping ErrImagePull.
+	StartContainer(ctx context.Context, pod *corev1.Pod, sandboxID string, container *corev1.Container, attempt uint32) (string, error)
+
+	// StopContainer stops a running container: SIGTERM (or the image's stop
+	// signal), then SIGKILL once grace has passed. Stopping an exited or
+	// missing container is not an error.
+	StopContainer(ctx context.Context, containerID string, grace time.Duration) error
+
+	// RemoveContainer removes an exited container and its record. Removing a
+	// missing container is not an error.
+	RemoveContainer(ctx context.Context, containerID string) error
+
+	// StopPod stops every container of the sandbox (each with grace), then
+	// stops and removes the sandbox and its containers. Idempotent: a missing
+	// sandbox is not an error.
+	StopPod(ctx context.Context, sandboxID string, grace time.Duration) error
+
+	// Changes returns a channel that receives the UID of a pod whenever one
+	// of its containers or its sandbox changes state on its own (a container
+	// exits or is killed from outside). Sends never block: a slow reader may
+	// miss a UID and must also resync periodically. May return nil when the
+	// runtime cannot tell; callers then rely on periodic resyncs.
+	Changes() <-chan types.UID
+}
+
+// ErrImagePull marks errors of StartContainer caused by the image.
+var ErrImagePull = errors.New("image not available")
+
+// Pod is what the runtime runs for one static pod: one sandbox and its containers.
+type Pod struct {
+	// UID is the static pod's UID (its spec hash), read back from labels.
+	UID       types.UID
+	Namespace string
+	Name      string
+	SandboxID string
+	// Ready is true while the sandbox is running.
+	Ready     bool
+	IP        string
+	CreatedAt time.Time
+	// Containers holds every container of the sandbox, all attempts, in no
+	// particular order.
+	Containers []Container
+}
+
+// ContainerState is the lifecycle state of one container attempt.
+type ContainerState string
+
+// Container states, as in the CRI.
+const (
+	ContainerCreated ContainerState = "Created"
+	ContainerRunning ContainerState = "Running"
+	ContainerExited  ContainerState = "Exited"
+	ContainerUnknown ContainerState = "Unknown"
+)
+
+// Container is one attempt of one container of a pod.
+type Container struct {
+	ID      string
+	Name    string
+	Attempt uint32
+	// Init is true for an init container.
+	Init       bool
+	State      ContainerState
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int32
+	Reason     string
+	Message    string
+	Image      string
+	ImageRef   string
+}
+
+// Latest returns the attempt of the named container with the highest attempt
+// number (ties broken by creation time), or nil if there is none.
+func (p *Pod) Latest(name string) *Container {
+	var latest *Container
+	for i := range p.Containers {
+		c := &p.Containers[i]
+		if c.Name != name {
+			continue
+		}
+		if latest == nil || c.Attempt > latest.Attempt ||
+			(c.Attempt == latest.Attempt && c.CreatedAt.After(latest.CreatedAt)) {
+			latest = c
+		}
+	}
+	return latest
+}

@@ -1,0 +1,268 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/manifest"
+)
+
+func TestMirrorHasStaticPodIdentity(t *testing.T) {
+	a := startAgent(t, newNodeName("identity"), "", nil)
+	start := time.Now()
+	a.write("static-web.yaml", podManifest("static-web", map[string]string{"role": "myrole"}, "nginx:1.27"))
+	m := a.waitMirror("static-web", nil)
+	t.Logf("manifest write -> mirror created: %s", time.Since(start))
+
+	node := &corev1.Node{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Name: a.node}, node); err != nil {
+		t.Fatal(err)
+	}
+	hash := m.Annotations[manifest.AnnotationMirror]
+	checks := map[string]bool{
+		"name is <name>-<node>":          m.Name == "static-web-"+a.node,
+		"namespace default":              m.Namespace == "default",
+		"spec.nodeName":                  m.Spec.NodeName == a.node,
+		"label propagated":               m.Labels["role"] == "myrole",
+		"config.source file":             m.Annotations[manifest.AnnotationSource] == "file",
+		"config.hash == config.mirror":   hash != "" && m.Annotations[manifest.AnnotationHash] == hash,
+		"config.seen is RFC3339Nano":     parses(m.Annotations[manifest.AnnotationSeen]),
+		"NoExecute toleration":           hasToleration(m),
+		"one controller owner, the Node": len(m.OwnerReferences) == 1 && m.OwnerReferences[0].Kind == "Node" && m.OwnerReferences[0].UID == node.UID && *m.OwnerReferences[0].Controller,
+		"no blockOwnerDeletion":          len(m.OwnerReferences) == 1 && m.OwnerReferences[0].BlockOwnerDeletion == nil,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("%s: not so in %+v", what, m.ObjectMeta)
+		}
+	}
+	rp := a.waitRunning("static-web", 1)
+	if string(rp.UID) != hash {
+		t.Errorf("runtime pod UID %q, want the spec hash %q", rp.UID, hash)
+	}
+	// Selectable by label, and Running with the runtime's container.
+	eventually(t, "mirror Running with the runtime's container ID", func() bool {
+		var pods corev1.PodList
+		if err := k8s.List(context.Background(), &pods, client.MatchingLabels{"role": "myrole"},
+			client.MatchingFields{"spec.nodeName": a.node}); err != nil || len(pods.Items) != 1 {
+			return false
+		}
+		p := pods.Items[0]
+		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 &&
+			p.Status.ContainerStatuses[0].ContainerID == "fake://"+rp.Containers[0].ID &&
+			p.Status.ContainerStatuses[0].Ready
+	})
+}
+
+func parses(s string) bool {
+	_, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil
+}
+
+func hasToleration(p *corev1.Pod) bool {
+	for _, t := range p.Spec.Tolerations {
+		if t.Operator == corev1.TolerationOpExists && t.Effect == corev1.TaintEffectNoExecute && t.Key == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMirrorRecreatedAfterDeleteWithoutRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		grace *int64
+	}{
+		{"forced", ptrTo[int64](0)},
+		{"graceful", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startAgent(t, newNodeName("recreate-"+tc.name), "", nil)
+			a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+			old := a.waitMirror("web", isRunning)
+			rp := a.waitRunning("web", 1)
+			starts := a.rt.Starts(rp.UID)
+
+			start := time.Now()
+			opts := &client.DeleteOptions{GracePeriodSeconds: tc.grace}
+			if err := k8s.Delete(context.Background(), old, opts); err != nil {
+				t.Fatal(err)
+			}
+			m := a.waitMirror("web", func(p *corev1.Pod) bool {
+				return p.UID != old.UID && p.DeletionTimestamp == nil && isRunning(p)
+			})
+			t.Logf("mirror deleted -> recreated and Running: %s", time.Since(start))
+			if m.Annotations[manifest.AnnotationMirror] != old.Annotations[manifest.AnnotationMirror] {
+				t.Errorf("recreated mirror has another hash")
+			}
+			if got := a.rt.Starts(rp.UID); got != starts {
+				t.Errorf("runtime containers started %d times, want %d (deleting a mirror must not restart the pod)", got, starts)
+			}
+			if p, _ := a.runtimePod("web"); p.SandboxID != rp.SandboxID {
+				t.Errorf("runtime sandbox changed from %s to %s", rp.SandboxID, p.SandboxID)
+			}
+		})
+	}
+}
+
+func isRunning(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+
+func ptrTo[T any](v T) *T { return &v }
+
+func TestManifestRemovedDeletesMirrorAndStopsPod(t *testing.T) {
+	a := startAgent(t, newNodeName("remove"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.waitMirror("web", isRunning)
+	a.waitRunning("web", 1)
+
+	a.remove("web.yaml")
+	a.waitNoMirror("web")
+	eventually(t, "runtime pod stopped", func() bool {
+		_, ok := a.runtimePod("web")
+		return !ok
+	})
+}
+
+func TestLabelOnlyEditPatchesMirrorInPlace(t *testing.T) {
+	a := startAgent(t, newNodeName("relabel"), "", nil)
+	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	old := a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+	starts := a.rt.Starts(rp.UID)
+
+	start := time.Now()
+	a.write("web.yaml", podManifest("web", map[string]string{"role": "b", "tier": "x"}, "nginx:1.27"))
+	m := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && p.Labels["tier"] == "x" })
+	t.Logf("label edit -> mirror patched: %s", time.Since(start))
+	if m.UID != old.UID {
+		t.Errorf("mirror was recreated (UID %s -> %s), want patched in place", old.UID, m.UID)
+	}
+	consistently(t, "runtime pod untouched", time.Second, func() bool {
+		p, ok := a.runtimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && a.rt.Starts(rp.UID) == starts
+	})
+}
+
+func TestAPIEditsToMirrorAreReverted(t *testing.T) {
+	a := startAgent(t, newNodeName("revert"), "", nil)
+	a.write("web.yaml", podManifest("web", map[string]string{"role": "myrole"}, "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+
+	patched := m.DeepCopy()
+	patched.Labels["role"] = "hijacked"
+	patched.Labels["extra"] = "1"
+	patched.Annotations["note"] = "edited"
+	if err := k8s.Patch(context.Background(), patched, client.MergeFrom(m)); err != nil {
+		t.Fatal(err)
+	}
+	got := a.waitMirror("web", func(p *corev1.Pod) bool {
+		_, extra := p.Labels["extra"]
+		_, note := p.Annotations["note"]
+		return p.Labels["role"] == "myrole" && !extra && !note
+	})
+	if got.UID != m.UID {
+		t.Errorf("mirror recreated; a metadata edit should be reverted in place")
+	}
+}
+
+func TestSpecEditThroughAPIRecreatesMirror(t *testing.T) {
+	a := startAgent(t, newNodeName("specedit"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+	starts := a.rt.Starts(rp.UID)
+
+	patched := m.DeepCopy()
+	patched.Spec.Containers[0].Image = "evil:1"
+	if err := k8s.Patch(context.Background(), patched, client.MergeFrom(m)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitMirror("web", func(p *corev1.Pod) bool {
+		return p.UID != m.UID && p.Spec.Containers[0].Image == "nginx:1.27"
+	})
+	if a.rt.Starts(rp.UID) != starts {
+		t.Errorf("an API edit of the mirror restarted the pod")
+	}
+}
+
+func TestOrphanMirrorDeletedAndCorrectMirrorAdoptedAtStart(t *testing.T) {
+	node := newNodeName("restart")
+	dir := t.TempDir()
+	first := startAgent(t, node, dir, nil)
+	first.write("keep.yaml", podManifest("keep", nil, "nginx:1.27"))
+	first.write("gone.yaml", podManifest("gone", nil, "nginx:1.27"))
+	keep := first.waitMirror("keep", isRunning)
+	first.waitMirror("gone", isRunning)
+	first.stop()
+
+	// While mirrorlet is down, one manifest goes away.
+	first.remove("gone.yaml")
+	second := startAgent(t, node, dir, first.rt)
+	second.waitNoMirror("gone")
+	got := second.waitMirror("keep", isRunning)
+	if got.UID != keep.UID {
+		t.Errorf("correct mirror was recreated at start (UID %s -> %s), want adopted", keep.UID, got.UID)
+	}
+	// A mirror from another node is none of our business.
+	other := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default",
+			Annotations: map[string]string{manifest.AnnotationMirror: "x"}},
+		Spec: corev1.PodSpec{NodeName: "someone-else", Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+	}
+	if err := k8s.Create(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, "mirror of another node kept", time.Second, func() bool {
+		return k8s.Get(context.Background(), client.ObjectKeyFromObject(other), &corev1.Pod{}) == nil
+	})
+}
+
+func TestMirrorStatusFollowsRuntime(t *testing.T) {
+	a := startAgent(t, newNodeName("status"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+
+	if err := a.rt.Exit(rp.UID, "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount == 1 && cs[0].State.Running != nil
+	})
+	last := m.Status.ContainerStatuses[0].LastTerminationState.Terminated
+	if last == nil || last.ExitCode != 1 {
+		t.Errorf("lastState.terminated = %+v, want exit code 1", last)
+	}
+}
+
+func TestImagePullFailureIsReported(t *testing.T) {
+	a := startAgent(t, newNodeName("pull"), "", nil)
+	a.rt.SetImageMissing("missing:1", true)
+	a.write("web.yaml", podManifest("web", nil, "missing:1"))
+	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ErrImagePull"
+	})
+	if m.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s, want Pending", m.Status.Phase)
+	}
+	eventually(t, "ErrImagePull event on the mirror", func() bool {
+		var evs corev1.EventList
+		if err := k8s.List(context.Background(), &evs, client.InNamespace("default")); err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.UID == m.UID && e.Reason == "ErrImagePull" && e.Type == corev1.EventTypeWarning {
+				return true
+			}
+		}
+		return false
+	})
+}
