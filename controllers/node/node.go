@@ -252,16 +252,17 @@ func (l *leaseRenewer) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable.
 func (l *leaseRenewer) Start(ctx context.Context) error {
-	ticker := l.r.cfg.Clock.NewTicker(l.r.cfg.LeaseInterval)
-	defer ticker.Stop()
 	for {
+		wait := l.r.cfg.LeaseInterval
 		if err := l.r.renewLease(ctx); err != nil {
-			log.FromContext(ctx).Error(err, "Renewing node lease failed", "node", l.r.cfg.NodeName)
+			// The Node may be being registered: retry sooner.
+			log.FromContext(ctx).V(1).Info("Renewing node lease failed, retrying", "node", l.r.cfg.NodeName, "error", err.Error())
+			wait = min(wait, time.Second)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C():
+		case <-l.r.cfg.Clock.After(wait):
 		}
 	}
 }

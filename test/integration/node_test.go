@@ -1,0 +1,240 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
+	"github.com/mirrorlet/mirrorlet/controllers/node"
+	"github.com/mirrorlet/mirrorlet/runtime/fake"
+)
+
+func getNode(name string) (*corev1.Node, error) {
+	n := &corev1.Node{}
+	return n, k8s.Get(context.Background(), types.NamespacedName{Name: name}, n)
+}
+
+func TestNodeRegisteredWithLease(t *testing.T) {
+	a := startAgent(t, newNodeName("register"), "", nil)
+	var n *corev1.Node
+	eventually(t, "node registered and Ready", func() bool {
+		var err error
+		n, err = getNode(a.node)
+		return err == nil && len(n.Status.Conditions) == 1 &&
+			n.Status.Conditions[0].Type == corev1.NodeReady && n.Status.Conditions[0].Status == corev1.ConditionTrue
+	})
+	wantLabels := map[string]string{"kubernetes.io/hostname": a.node, "kubernetes.io/os": "linux", node.LabelAgent: "mirrorlet"}
+	for k, v := range wantLabels {
+		if n.Labels[k] != v {
+			t.Errorf("label %s=%q, want %q", k, n.Labels[k], v)
+		}
+	}
+	// (The API server adds node.kubernetes.io/not-ready; a node lifecycle
+	// controller would remove it once Ready.)
+	if !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
+		return t.Key == node.TaintStatic && t.Effect == corev1.TaintEffectNoSchedule
+	}) {
+		t.Errorf("taints %+v, want %s:NoSchedule", n.Spec.Taints, node.TaintStatic)
+	}
+	if !strings.HasPrefix(n.Status.NodeInfo.KubeletVersion, "mirrorlet-") || n.Status.NodeInfo.ContainerRuntimeVersion == "" {
+		t.Errorf("nodeInfo %+v does not say it is mirrorlet", n.Status.NodeInfo)
+	}
+	lease := &coordinationv1.Lease{}
+	eventually(t, "node lease", func() bool {
+		return k8s.Get(context.Background(), types.NamespacedName{Namespace: "kube-node-lease", Name: a.node}, lease) == nil
+	})
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != node.HolderIdentity(a.node) {
+		t.Errorf("lease holder %q", h)
+	}
+	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].UID != n.UID {
+		t.Errorf("lease owners %+v, want the Node", lease.OwnerReferences)
+	}
+}
+
+func TestNodeRegisteredAgainAfterDelete(t *testing.T) {
+	a := startAgent(t, newNodeName("renode"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.waitMirror("web", isRunning)
+	n, err := getNode(a.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node registered again", func() bool {
+		got, err := getNode(a.node)
+		return err == nil && got.UID != n.UID
+	})
+	newNode, _ := getNode(a.node)
+	// Mirrors follow the new Node UID (a garbage collector would delete
+	// mirrors owned by the old one).
+	a.waitMirror("web", func(p *corev1.Pod) bool {
+		return len(p.OwnerReferences) == 1 && p.OwnerReferences[0].UID == newNode.UID
+	})
+}
+
+func TestKubeletNodeRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, nodeName string)
+		why   string
+	}{
+		{"kubeletVersion", func(t *testing.T, nodeName string) {
+			n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
+			if err := k8s.Create(context.Background(), n); err != nil {
+				t.Fatal(err)
+			}
+			n.Status.NodeInfo.KubeletVersion = "v1.37.2"
+			if err := k8s.Status().Update(context.Background(), n); err != nil {
+				t.Fatal(err)
+			}
+		}, "kubeletVersion"},
+		{"lease", func(t *testing.T, nodeName string) {
+			if err := k8s.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}); err != nil {
+				t.Fatal(err)
+			}
+			now := metav1.NewMicroTime(time.Now())
+			lease := &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: nodeName, Namespace: "kube-node-lease"},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(nodeName), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
+			}
+			if err := k8s.Create(context.Background(), lease); err != nil {
+				t.Fatal(err)
+			}
+		}, "Lease"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodeName := newNodeName("kubelet-" + strings.ToLower(tc.name))
+			tc.setup(t, nodeName)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			err := app.Run(ctx, app.Options{
+				RestConfig: cfg, NodeName: nodeName, Runtime: fake.New(nil),
+				HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{})),
+			})
+			if !errors.Is(err, node.ErrKubeletNode) {
+				t.Fatalf("Run returned %v, want an error wrapping ErrKubeletNode", err)
+			}
+			for _, want := range []string{nodeName, tc.why, "--node-name", "orphans"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+			n, _ := getNode(nodeName)
+			if n.Labels[node.LabelAgent] != "" {
+				t.Errorf("mirrorlet touched the kubelet's node")
+			}
+		})
+	}
+}
+
+func TestNodeSideRunsWithoutAPIServer(t *testing.T) {
+	rt := fake.New(nil)
+	unreachable := *cfg
+	unreachable.Host = "https://127.0.0.1:1"
+	dir := t.TempDir()
+	a := &agent{t: t, node: newNodeName("offline"), dir: dir, rt: rt}
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			RestConfig: &unreachable, NodeName: a.node, PodManifestPath: dir, Runtime: rt,
+			HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{})),
+		})
+	}()
+	a.waitRunning("web", 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := getNode(a.node); !apierrors.IsNotFound(err) {
+		t.Errorf("node %s exists; the API server was never reachable", a.node)
+	}
+}
+
+func TestSpecChangeReplacesPod(t *testing.T) {
+	a := startAgent(t, newNodeName("replace"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	old := a.waitMirror("web", isRunning)
+	oldPod := a.waitRunning("web", 1)
+
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.28"))
+	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+		return p.UID != old.UID && p.Spec.Containers[0].Image == "nginx:1.28" && isRunning(p)
+	})
+	newPod := a.waitRunning("web", 1)
+	if newPod.UID == oldPod.UID || string(newPod.UID) != m.Annotations["kubernetes.io/config.mirror"] {
+		t.Errorf("runtime pod UID %s after the change (was %s), want the new hash", newPod.UID, oldPod.UID)
+	}
+	if len(a.rt.Pods()) != 1 {
+		t.Errorf("runtime runs %d pods, want only the new one", len(a.rt.Pods()))
+	}
+}
+
+func TestOnlyManifestFilesAreRead(t *testing.T) {
+	a := startAgent(t, newNodeName("files"), "", nil)
+	a.write(".hidden.yaml", podManifest("hidden", nil, "nginx:1.27"))
+	a.write("web.yaml.bak", podManifest("bak", nil, "nginx:1.27"))
+	a.write(".web.yaml.swp", podManifest("swp", nil, "nginx:1.27"))
+	a.write("notes.txt", podManifest("txt", nil, "nginx:1.27"))
+	a.write("yml.yml", podManifest("yml", nil, "nginx:1.27"))
+	a.write("json.json", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"json"},"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}}`)
+	a.waitMirror("yml", nil)
+	a.waitMirror("json", nil)
+	consistently(t, "only the .yml and .json pods run", time.Second, func() bool {
+		var pods corev1.PodList
+		if err := k8s.List(context.Background(), &pods, client.MatchingFields{"spec.nodeName": a.node}); err != nil {
+			return false
+		}
+		return len(pods.Items) == 2 && len(a.rt.Pods()) == 2
+	})
+}
+
+func TestBadEditKeepsLastGoodPodRunning(t *testing.T) {
+	a := startAgent(t, newNodeName("badedit"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+
+	a.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
+	a.waitMirror("web", func(p *corev1.Pod) bool {
+		c := condition(p, "mirrorlet.io/ManifestValid")
+		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "web.yaml") &&
+			strings.Contains(c.Message, "imagee")
+	})
+	if p, ok := a.runtimePod("web"); !ok || p.SandboxID != rp.SandboxID {
+		t.Fatalf("the running pod was stopped by a bad edit")
+	}
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	got := a.waitMirror("web", func(p *corev1.Pod) bool {
+		c := condition(p, "mirrorlet.io/ManifestValid")
+		return c != nil && c.Status == corev1.ConditionTrue
+	})
+	if got.UID != m.UID {
+		t.Errorf("mirror recreated by a bad edit and its fix")
+	}
+}
+
+func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
