@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the envtest binaries (kube-apiserver, etcd) from the Go module proxy
+# Builds the envtest binaries (kube-apiserver, etcd, kubectl) from the Go module proxy
 # into a cache outside the repository, and prints the directory that holds
 # them (suitable for KUBEBUILDER_ASSETS). Skips the build when both binaries
 # are already in the cache. The first build takes several minutes.
@@ -13,7 +13,7 @@ DEST="$CACHE/envtest/${KUBE_VERSION}-etcd${ETCD_VERSION}"
 
 log() { echo "build-envtest: $*" >&2; }
 
-build_apiserver() {
+version_ldflags() {
   local major minor pkg ldflags date
   major=$(echo "${KUBE_VERSION#v}" | cut -d. -f1)
   minor=$(echo "${KUBE_VERSION#v}" | cut -d. -f2)
@@ -23,11 +23,16 @@ build_apiserver() {
     ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=module-proxy"
   done
-  log "building kube-apiserver $KUBE_VERSION (takes several minutes the first time)"
+  echo "$ldflags"
+}
+
+# build_kube NAME: builds k8s.io/kubernetes/cmd/NAME into the cache.
+build_kube() {
+  log "building $1 $KUBE_VERSION (takes several minutes the first time)"
   (cd "$ROOT/hack/tools/kube-apiserver" &&
-    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" \
-      -o "$DEST/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$DEST/kube-apiserver.tmp" "$DEST/kube-apiserver"
+    CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$(version_ldflags)" \
+      -o "$DEST/$1.tmp" "k8s.io/kubernetes/cmd/$1")
+  mv "$DEST/$1.tmp" "$DEST/$1"
 }
 
 build_etcd() {
@@ -40,5 +45,6 @@ build_etcd() {
 
 mkdir -p "$DEST"
 [[ -x "$DEST/etcd" ]] || build_etcd
-[[ -x "$DEST/kube-apiserver" ]] || build_apiserver
+[[ -x "$DEST/kube-apiserver" ]] || build_kube kube-apiserver
+[[ -x "$DEST/kubectl" ]] || build_kube kubectl
 echo "$DEST"

@@ -162,25 +162,35 @@ func phase(spec *corev1.PodSpec, st corev1.PodStatus, running bool) corev1.PodPh
 	if !running {
 		return corev1.PodPending
 	}
+	if p, done := initPhase(spec, st); !done {
+		return p
+	}
+	return appPhase(spec.RestartPolicy, st.ContainerStatuses)
+}
+
+// initPhase returns the phase while init containers have not all succeeded.
+func initPhase(spec *corev1.PodSpec, st corev1.PodStatus) (corev1.PodPhase, bool) {
 	for _, cs := range st.InitContainerStatuses {
-		if cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0 && spec.RestartPolicy == corev1.RestartPolicyNever {
-			return corev1.PodFailed
-		}
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
-			return corev1.PodPending
+		term := cs.State.Terminated
+		switch {
+		case term != nil && term.ExitCode != 0 && spec.RestartPolicy == corev1.RestartPolicyNever:
+			return corev1.PodFailed, false
+		case term == nil || term.ExitCode != 0:
+			return corev1.PodPending, false
 		}
 	}
-	var run, waiting, succeeded, failed int
-	for _, cs := range st.ContainerStatuses {
+	return "", true
+}
+
+func appPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) corev1.PodPhase {
+	var run, waiting, failed int
+	for _, cs := range statuses {
 		switch {
 		case cs.State.Running != nil:
 			run++
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
-			succeeded++
-		case cs.State.Terminated != nil:
-			failed++
-		case cs.LastTerminationState.Terminated != nil:
-			failed++ // crash looping: counts as stopped
+		case cs.State.Terminated != nil, cs.LastTerminationState.Terminated != nil:
+			failed++ // a crash-looping container counts as stopped
 		default:
 			waiting++
 		}
@@ -188,13 +198,11 @@ func phase(spec *corev1.PodSpec, st corev1.PodStatus, running bool) corev1.PodPh
 	switch {
 	case waiting > 0:
 		return corev1.PodPending
-	case run > 0:
-		return corev1.PodRunning
-	case spec.RestartPolicy == corev1.RestartPolicyAlways:
+	case run > 0, policy == corev1.RestartPolicyAlways:
 		return corev1.PodRunning
 	case failed == 0:
 		return corev1.PodSucceeded
-	case spec.RestartPolicy == corev1.RestartPolicyNever:
+	case policy == corev1.RestartPolicyNever:
 		return corev1.PodFailed
 	default:
 		return corev1.PodRunning

@@ -5,9 +5,10 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/go-logr/logr"
 	"slices"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"

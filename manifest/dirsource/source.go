@@ -90,79 +90,122 @@ func New(cfg Config) (*Source, error) {
 // Run scans the directory, publishes, and keeps doing so on every change
 // until ctx ends. It returns nil when ctx ends.
 func (s *Source) Run(ctx context.Context) error {
-	watcher, err := fsnotify.NewWatcher()
+	w, err := newWatch(s.cfg.Path)
 	if err != nil {
-		return fmt.Errorf("creating file watcher: %w", err)
+		return err
 	}
-	defer func() { _ = watcher.Close() }()
-	watching := false
-	ensureWatch := func() {
-		if watching {
-			return
-		}
-		if err := watcher.Add(s.cfg.Path); err == nil {
-			watching = true
-		}
-	}
-	ensureWatch()
+	defer w.close()
 	s.Rescan()
-
 	ticker := s.cfg.Clock.NewTicker(s.cfg.CheckFrequency)
 	defer ticker.Stop()
 	// While the directory is missing, look for it every second.
 	retry := s.cfg.Clock.NewTicker(time.Second)
 	defer retry.Stop()
-	var debounce, deadline clock.Timer
-	var debounceC, deadlineC <-chan time.Time
-	fire := func() {
-		debounceC, deadlineC = nil, nil
-		s.Rescan()
-	}
+	d := &debouncer{clock: s.cfg.Clock, quiet: s.cfg.Debounce, max: s.cfg.MaxDelay}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-watcher.Events:
+		case ev, ok := <-w.watcher.Events:
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			if ev.Name == s.cfg.Path && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				watching = false
-			}
-			if debounce == nil {
-				debounce, deadline = s.cfg.Clock.NewTimer(s.cfg.Debounce), s.cfg.Clock.NewTimer(s.cfg.MaxDelay)
-			} else {
-				debounce.Reset(s.cfg.Debounce)
-				if deadlineC == nil {
-					deadline.Reset(s.cfg.MaxDelay)
-				}
-			}
-			debounceC, deadlineC = debounce.C(), deadline.C()
-		case err, ok := <-watcher.Errors:
+			w.seen(ev)
+			d.poke()
+		case err, ok := <-w.watcher.Errors:
 			if !ok {
 				return errors.New("file watcher closed")
 			}
 			s.cfg.Log.Error(err, "File watcher error, rescanning", "path", s.cfg.Path)
 			s.Rescan()
-		case <-debounceC:
-			deadline.Stop()
-			fire()
-		case <-deadlineC:
-			debounce.Stop()
-			fire()
+		case <-d.fired():
+			d.done()
+			s.Rescan()
 		case <-ticker.C():
-			ensureWatch()
+			w.ensure()
 			s.Rescan()
 		case <-retry.C():
-			if !watching {
-				ensureWatch()
-				if watching {
-					s.Rescan()
-				}
+			if w.ensure() {
+				s.Rescan()
 			}
 		}
 	}
 }
+
+// watch is an inotify watch of the manifest directory that is set up again
+// when the directory comes back after it was removed.
+type watch struct {
+	path     string
+	watcher  *fsnotify.Watcher
+	watching bool
+}
+
+func newWatch(path string) (*watch, error) {
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("creating file watcher: %w", err)
+	}
+	w := &watch{path: path, watcher: watcher}
+	w.ensure()
+	return w, nil
+}
+
+// ensure watches the directory if it is not watched yet, and reports
+// whether it started watching now.
+func (w *watch) ensure() bool {
+	if w.watching {
+		return false
+	}
+	w.watching = w.watcher.Add(w.path) == nil
+	return w.watching
+}
+
+func (w *watch) seen(ev fsnotify.Event) {
+	if ev.Name == w.path && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		w.watching = false
+	}
+}
+
+func (w *watch) close() { _ = w.watcher.Close() }
+
+// debouncer fires once changes have been quiet for quiet, or max after the
+// first change of a burst, whichever comes first. One timer does both.
+type debouncer struct {
+	clock      clock.Clock
+	quiet, max time.Duration
+	timer      clock.Timer
+	burstStart time.Time // zero: no burst under way
+}
+
+func (d *debouncer) poke() {
+	now := d.clock.Now()
+	if d.burstStart.IsZero() {
+		d.burstStart = now
+	}
+	wait := min(d.quiet, d.burstStart.Add(d.max).Sub(now))
+	if d.timer == nil {
+		d.timer = d.clock.NewTimer(wait)
+		return
+	}
+	if !d.timer.Stop() {
+		select { // drain a tick that fired but was not read
+		case <-d.timer.C():
+		default:
+		}
+	}
+	d.timer.Reset(wait)
+}
+
+// fired delivers when a burst is over; it is nil (never ready) when no burst
+// is under way. The caller must call done after receiving.
+func (d *debouncer) fired() <-chan time.Time {
+	if d.burstStart.IsZero() {
+		return nil
+	}
+	return d.timer.C()
+}
+
+func (d *debouncer) done() { d.burstStart = time.Time{} }
 
 // Rescan reads the whole directory and publishes a snapshot, unless the
 // directory cannot be read.

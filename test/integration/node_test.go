@@ -110,7 +110,7 @@ func TestKubeletNodeRefused(t *testing.T) {
 			now := metav1.NewMicroTime(time.Now())
 			lease := &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: nodeName, Namespace: "kube-node-lease"},
-				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(nodeName), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(nodeName), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &now},
 			}
 			if err := k8s.Create(context.Background(), lease); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,10 @@
 //go:build tools
 
-// Package tools pins the kube-apiserver command for hack/build-envtest.sh.
+// Package tools pins the kube-apiserver and kubectl commands for
+// hack/build-envtest.sh.
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)

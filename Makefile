@@ -1,0 +1,59 @@
+# mirrorlet — run `make help` for the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := bin
+PKG := github.com/mirrorlet/mirrorlet
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
+	-X $(PKG)/cmd/mirrorlet/app.GitCommit=$(COMMIT) \
+	-X $(PKG)/cmd/mirrorlet/app.BuildDate=$(DATE)
+# Packages that need no API server or runtime.
+UNIT_PKGS := ./cmd/... ./controllers/... ./manifest/... ./runtime/...
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/mirrorlet with version information.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/mirrorlet ./cmd/mirrorlet
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl into the cache (minutes the first time).
+	@hack/build-envtest.sh
+
+.PHONY: test
+test: test-unit test-integration ## Run unit and integration tests (real kube-apiserver + etcd).
+
+.PHONY: test-unit
+test-unit: ## Run unit tests.
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+.PHONY: test-integration
+test-integration: ## Run integration tests against envtest (builds it first if needed).
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/...
+
+.PHONY: lint
+lint: ## Run go vet, gofmt and golangci-lint.
+	$(GO) vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	"$$(hack/install-tools.sh)/golangci-lint" run ./...
+
+.PHONY: bench
+bench: ## Run benchmarks and print their figures.
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: demo
+demo: ## Run mirrorlet for real: local API server, runtime and the example static pod.
+	hack/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Stop everything `make demo` started.
+	hack/demo.sh down
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t mirrorlet:$(VERSION) .

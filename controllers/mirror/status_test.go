@@ -1,0 +1,114 @@
+package mirror
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/manifest/desired"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func container(name string, attempt uint32, state mruntime.ContainerState, exit int32) mruntime.Container {
+	c := mruntime.Container{ID: name + "-" + string(rune('0'+attempt)), Name: name, Attempt: attempt, State: state,
+		StartedAt: t0, ImageRef: "sha256:x"}
+	if state == mruntime.ContainerExited {
+		c.ExitCode, c.FinishedAt = exit, t0.Add(time.Second)
+	}
+	return c
+}
+
+func TestComputeStatus(t *testing.T) {
+	always := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "c", Image: "i"}}}
+	never := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "i"}}}
+	pod := func(cs ...mruntime.Container) *mruntime.Pod {
+		return &mruntime.Pod{SandboxID: "s", Ready: true, CreatedAt: t0, IP: "10.0.0.9", Containers: cs}
+	}
+	for _, tc := range []struct {
+		name      string
+		spec      *corev1.PodSpec
+		state     *podstate.State
+		problems  []desired.Problem
+		phase     corev1.PodPhase
+		ready     bool
+		restarts  int32
+		waiting   string
+		lastExit  *int32
+		validCond corev1.ConditionStatus
+	}{
+		{name: "nothing yet", spec: always, phase: corev1.PodPending, waiting: "ContainerCreating", validCond: corev1.ConditionTrue},
+		{name: "running", spec: always, state: &podstate.State{Pod: pod(container("c", 0, mruntime.ContainerRunning, 0))},
+			phase: corev1.PodRunning, ready: true, validCond: corev1.ConditionTrue},
+		{name: "restarted", spec: always, state: &podstate.State{Pod: pod(
+			container("c", 0, mruntime.ContainerExited, 2), container("c", 1, mruntime.ContainerRunning, 0))},
+			phase: corev1.PodRunning, ready: true, restarts: 1, lastExit: ptrTo[int32](2), validCond: corev1.ConditionTrue},
+		{name: "crash loop", spec: always, state: &podstate.State{
+			Pod:     pod(container("c", 3, mruntime.ContainerExited, 1)),
+			Waiting: map[string]podstate.Waiting{"c": {Reason: "CrashLoopBackOff"}}},
+			phase: corev1.PodRunning, restarts: 3, waiting: "CrashLoopBackOff", lastExit: ptrTo[int32](1), validCond: corev1.ConditionTrue},
+		{name: "never, failed", spec: never, state: &podstate.State{Pod: pod(container("c", 0, mruntime.ContainerExited, 1))},
+			phase: corev1.PodFailed, validCond: corev1.ConditionTrue},
+		{name: "never, succeeded", spec: never, state: &podstate.State{Pod: pod(container("c", 0, mruntime.ContainerExited, 0))},
+			phase: corev1.PodSucceeded, validCond: corev1.ConditionTrue},
+		{name: "image pull", spec: always, state: &podstate.State{Pod: pod(),
+			Waiting: map[string]podstate.Waiting{"c": {Reason: "ErrImagePull", Message: "nope"}}},
+			phase: corev1.PodPending, waiting: "ErrImagePull", validCond: corev1.ConditionTrue},
+		{name: "bad manifest", spec: always, state: &podstate.State{Pod: pod(container("c", 0, mruntime.ContainerRunning, 0))},
+			problems: []desired.Problem{{Origin: "/m/p.yaml", Err: errors.New("/m/p.yaml: bad")}},
+			phase:    corev1.PodRunning, ready: true, validCond: corev1.ConditionFalse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := statusInput{spec: tc.spec, problems: tc.problems, hostIP: "192.0.2.1", runtimeName: "fake", now: t0}
+			if tc.state != nil {
+				in.state, in.hasState = *tc.state, true
+			}
+			st := computeStatus(in)
+			cs := st.ContainerStatuses[0]
+			if st.Phase != tc.phase || cs.Ready != tc.ready || cs.RestartCount != tc.restarts {
+				t.Errorf("phase %s ready %v restarts %d, want %s %v %d", st.Phase, cs.Ready, cs.RestartCount, tc.phase, tc.ready, tc.restarts)
+			}
+			if got := waitingReason(cs); got != tc.waiting {
+				t.Errorf("waiting %q, want %q", got, tc.waiting)
+			}
+			if last := cs.LastTerminationState.Terminated; (last == nil) != (tc.lastExit == nil) || last != nil && last.ExitCode != *tc.lastExit {
+				t.Errorf("lastState %+v, want exit %v", last, tc.lastExit)
+			}
+			if c := findCondition(st, ConditionManifestValid); c == nil || c.Status != tc.validCond {
+				t.Errorf("ManifestValid %+v, want %s", c, tc.validCond)
+			}
+			// Computing again from the result changes nothing (no churn).
+			in.have, in.now = st, t0.Add(time.Hour)
+			if again := computeStatus(in); !equalStatus(again, st) {
+				t.Errorf("status not stable:\n%+v\n%+v", again, st)
+			}
+		})
+	}
+}
+
+func waitingReason(cs corev1.ContainerStatus) string {
+	if cs.State.Waiting == nil {
+		return ""
+	}
+	return cs.State.Waiting.Reason
+}
+
+func findCondition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func equalStatus(a, b corev1.PodStatus) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}

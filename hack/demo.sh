@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# hack/demo.sh up|down — runs mirrorlet for real on this machine: a local
+# kube-apiserver + etcd (built by hack/build-envtest.sh), mirrorlet, and the
+# example static pod from deploy/examples/manifests. Everything lives under
+# $MIRRORLET_DEMO_DIR (default /tmp/mirrorlet-demo); `down` stops it by pid
+# and removes that folder.
+#
+# MIRRORLET_DEMO_RUNTIME selects the container runtime: "fake" (default, the
+# in-memory runtime: mirrors and status are real, containers are not).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${MIRRORLET_DEMO_DIR:-/tmp/mirrorlet-demo}
+NODE=${MIRRORLET_DEMO_NODE:-demo-node}
+RUNTIME=${MIRRORLET_DEMO_RUNTIME:-fake}
+
+log() { echo "demo: $*" >&2; }
+
+# wait_for SECONDS WHAT PROC CMD...: polls CMD every 0.2 s until it
+# succeeds; fails at the deadline or as soon as process PROC has died.
+wait_for() {
+  local deadline=$((SECONDS + $1)) what=$2 proc=$3
+  shift 3
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$DIR/$proc.pid")" 2>/dev/null; then
+      log "$proc exited while waiting for $what:"
+      tail -20 "$DIR/$proc.log" >&2
+      return 1
+    fi
+    if ((SECONDS > deadline)); then
+      log "timed out waiting for $what; logs are in $DIR/*.log"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# start NAME CMD...: runs CMD in the background, logging to DIR/NAME.log.
+start() {
+  local name=$1
+  shift
+  "$@" >"$DIR/$name.log" 2>&1 &
+  echo $! >"$DIR/$name.pid"
+}
+
+stop_pid() {
+  local pidfile=$1 pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+pod_running() {
+  [[ $("$KUBECTL" get pod "static-web-$NODE" -o 'jsonpath={.status.phase}' 2>/dev/null) == Running ]]
+}
+
+up() {
+  if [[ -f $DIR/mirrorlet.pid ]]; then
+    log "already up (state in $DIR); run 'make demo-down' first"
+    exit 1
+  fi
+  mkdir -p "$DIR/bin" "$DIR/manifests"
+  log "building mirrorlet and the local API server (the first run builds kube-apiserver, etcd and kubectl: minutes)"
+  ASSETS=$("$ROOT/hack/build-envtest.sh")
+  KUBECTL="$ASSETS/kubectl"
+  (cd "$ROOT" && make -s build && cp bin/mirrorlet "$DIR/bin/" &&
+    go build -o "$DIR/bin/localcluster" ./test/tools/localcluster)
+  ln -sf "$KUBECTL" "$DIR/bin/kubectl"
+
+  log "starting kube-apiserver and etcd"
+  start localcluster env KUBEBUILDER_ASSETS="$ASSETS" "$DIR/bin/localcluster" --kubeconfig "$DIR/kubeconfig"
+  wait_for 120 "the API server" localcluster test -s "$DIR/kubeconfig"
+  export KUBECONFIG=$DIR/kubeconfig
+
+  local endpoint
+  case $RUNTIME in
+  fake) endpoint=fake:// ;;
+  *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME"; exit 1 ;;
+  esac
+  cp "$ROOT/deploy/examples/manifests/static-web.yaml" "$DIR/manifests/"
+  log "starting mirrorlet (node $NODE, runtime $endpoint)"
+  start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/kubeconfig" --node-name "$NODE" \
+    --pod-manifest-path "$DIR/manifests" --container-runtime-endpoint "$endpoint" \
+    --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
+  wait_for 60 "the mirror pod static-web-$NODE to be Running" mirrorlet pod_running
+  "$KUBECTL" get pods -l role=myrole -o wide
+  cat <<EOT
+
+mirrorlet is running (log: $DIR/mirrorlet.log). Try:
+
+  export KUBECONFIG=$DIR/kubeconfig PATH=$DIR/bin:\$PATH
+  kubectl get pods -l role=myrole                      # the mirror: static-web-$NODE
+  kubectl delete pod static-web-$NODE                  # it comes back at once
+  sed -i 's/role: myrole/role: myrole\n    tier: web/' $DIR/manifests/static-web.yaml
+  kubectl get pods -l tier=web                         # labels follow the manifest, no restart
+  mv $DIR/manifests/static-web.yaml $DIR/              # the pod stops, the mirror goes
+  kubectl get nodes                                    # $NODE, registered by mirrorlet
+
+Stop everything with: make demo-down
+EOT
+}
+
+down() {
+  stop_pid "$DIR/mirrorlet.pid"
+  stop_pid "$DIR/localcluster.pid"
+  rm -rf "$DIR"
+  log "stopped and removed $DIR"
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+*) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
