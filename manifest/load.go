@@ -42,15 +42,9 @@ func Load(data []byte, id Identity) (*StaticPod, error) {
 	if err != nil {
 		return nil, &Error{Origin: id.Origin, Err: err}
 	}
-	if pod.Name == "" {
-		return nil, &Error{Origin: id.Origin, Fields: field.ErrorList{field.Required(field.NewPath("metadata", "name"), "")}}
-	}
-	sp, err := NewStaticPod(pod, id)
-	if err != nil {
-		return nil, &Error{Origin: id.Origin, Err: err}
-	}
-	if errs := Validate(sp); len(errs) > 0 {
-		return nil, &Error{Origin: id.Origin, Fields: errs}
-	}
-	return sp, nil
+	return LoadPod(pod, id)
+}
+
+func fieldRequired(path ...string) field.ErrorList {
+	return field.ErrorList{field.Required(field.NewPath(path[0], path[1:]...), "")}
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,108 @@ func Validate(sp *StaticPod) field.ErrorList {
 	names := sets.New[string]()
 	errs = append(errs, validateContainers(p.Spec.InitContainers, spec.Child("initContainers"), names)...)
 	errs = append(errs, validateContainers(p.Spec.Containers, spec.Child("containers"), names)...)
+	errs = append(errs, validateStaticRules(&p.Spec, spec)...)
+	return errs
+}
+
+// validateStaticRules checks what the API server refuses in mirror pods:
+// references to API objects a node cannot read on its own.
+func validateStaticRules(s *corev1.PodSpec, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if s.ServiceAccountName != "" && s.ServiceAccountName != "default" {
+		errs = append(errs, field.Forbidden(spec.Child("serviceAccountName"), "static pods may not use a service account"))
+	}
+	if len(s.EphemeralContainers) > 0 {
+		errs = append(errs, field.Forbidden(spec.Child("ephemeralContainers"), "static pods may not have ephemeral containers"))
+	}
+	if len(s.ResourceClaims) > 0 {
+		errs = append(errs, field.Forbidden(spec.Child("resourceClaims"), "static pods may not reference ResourceClaims"))
+	}
+	for i, v := range s.Volumes {
+		vp := spec.Child("volumes").Index(i)
+		switch name := forbiddenVolume(&v.VolumeSource); {
+		case name != "":
+			errs = append(errs, field.Forbidden(vp.Child(name), "static pods may not reference "+volumeNoun[name]))
+		case v.HostPath == nil && v.EmptyDir == nil:
+			errs = append(errs, field.NotSupported(vp, volumeKind(&v.VolumeSource), []string{"hostPath", "emptyDir"}))
+		}
+	}
+	for _, list := range []struct {
+		name string
+		cs   []corev1.Container
+	}{{"initContainers", s.InitContainers}, {"containers", s.Containers}} {
+		for i := range list.cs {
+			errs = append(errs, validateEnvRefs(&list.cs[i], spec.Child(list.name).Index(i))...)
+		}
+	}
+	return errs
+}
+
+var volumeNoun = map[string]string{
+	"secret": "Secrets", "configMap": "ConfigMaps", "persistentVolumeClaim": "PersistentVolumeClaims",
+	"projected": "projected volumes (service account tokens, Secrets, ConfigMaps)", "csi": "CSI volumes",
+	"ephemeral": "ephemeral volumes",
+}
+
+// forbiddenVolume returns the field name of a volume source static pods may
+// not use, or "".
+func forbiddenVolume(v *corev1.VolumeSource) string {
+	switch {
+	case v.Secret != nil:
+		return "secret"
+	case v.ConfigMap != nil:
+		return "configMap"
+	case v.PersistentVolumeClaim != nil:
+		return "persistentVolumeClaim"
+	case v.Projected != nil:
+		return "projected"
+	case v.CSI != nil:
+		return "csi"
+	case v.Ephemeral != nil:
+		return "ephemeral"
+	}
+	return ""
+}
+
+// volumeKind names the source of a volume as its JSON field.
+func volumeKind(v *corev1.VolumeSource) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "unknown"
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return "unknown"
+	}
+	for k := range m {
+		return k
+	}
+	return "none"
+}
+
+func validateEnvRefs(c *corev1.Container, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, e := range c.Env {
+		if e.ValueFrom == nil {
+			continue
+		}
+		vf := path.Child("env").Index(i).Child("valueFrom")
+		switch {
+		case e.ValueFrom.SecretKeyRef != nil:
+			errs = append(errs, field.Forbidden(vf.Child("secretKeyRef"), "static pods may not reference Secrets"))
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			errs = append(errs, field.Forbidden(vf.Child("configMapKeyRef"), "static pods may not reference ConfigMaps"))
+		}
+	}
+	for i, e := range c.EnvFrom {
+		ef := path.Child("envFrom").Index(i)
+		switch {
+		case e.SecretRef != nil:
+			errs = append(errs, field.Forbidden(ef.Child("secretRef"), "static pods may not reference Secrets"))
+		case e.ConfigMapRef != nil:
+			errs = append(errs, field.Forbidden(ef.Child("configMapRef"), "static pods may not reference ConfigMaps"))
+		}
+	}
 	return errs
 }
 

@@ -18,7 +18,7 @@ func isMirror(pod *corev1.Pod) bool {
 }
 
 // desiredMirror builds the mirror of sp, owned by node.
-func desiredMirror(sp *manifest.StaticPod, node *corev1.Node) *corev1.Pod {
+func Build(sp *manifest.StaticPod, node *corev1.Node) *corev1.Pod {
 	annotations := maps.Clone(sp.Pod.Annotations)
 	annotations[manifest.AnnotationMirror] = sp.Hash
 	return &corev1.Pod{

@@ -127,7 +127,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("getting node %s: %w", r.cfg.NodeName, err)
 	}
-	mirror, err := r.ensureMirror(ctx, mirror, desiredMirror(sp, node))
+	mirror, err := r.ensureMirror(ctx, mirror, Build(sp, node))
 	if err != nil || mirror == nil {
 		return reconcile.Result{}, err
 	}

@@ -1,9 +1,11 @@
 package desired
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
@@ -67,14 +69,18 @@ func (s *Set) Update(source string, snap Snapshot) {
 	}
 }
 
+// merge builds the desired set from every snapshot, sources in priority
+// order and each source's pods in their order: a pod whose name or host port
+// is already taken is refused with a Problem naming both manifests.
 func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.NamespacedName][]Problem) {
 	merged := map[types.NamespacedName]*manifest.StaticPod{}
 	problems := map[types.NamespacedName][]Problem{}
+	ports := map[hostPort]*manifest.StaticPod{}
 	for _, src := range s.sources {
 		snap := s.snapshots[src]
 		for _, sp := range snap.Pods {
-			if _, taken := merged[sp.Key()]; !taken {
-				merged[sp.Key()] = sp
+			if err := claim(merged, ports, sp); err != nil {
+				problems[types.NamespacedName{}] = append(problems[types.NamespacedName{}], Problem{Origin: sp.Origin, Err: err})
 			}
 		}
 		for _, p := range snap.Problems {
@@ -82,6 +88,44 @@ func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.N
 		}
 	}
 	return merged, problems
+}
+
+type hostPort struct {
+	protocol string
+	port     int32
+}
+
+// claim adds sp to merged unless its name or one of its host ports is taken.
+func claim(merged map[types.NamespacedName]*manifest.StaticPod, ports map[hostPort]*manifest.StaticPod, sp *manifest.StaticPod) error {
+	if other, taken := merged[sp.Key()]; taken {
+		return fmt.Errorf("%s: pod %s is already defined by %s (%s source)", sp.Origin, sp.Key(), other.Origin, other.Source)
+	}
+	wanted := hostPorts(sp)
+	for _, hp := range wanted {
+		if other, taken := ports[hp]; taken {
+			return fmt.Errorf("%s: host port %d/%s is already used by pod %s from %s", sp.Origin, hp.port, hp.protocol, other.Key(), other.Origin)
+		}
+	}
+	for _, hp := range wanted {
+		ports[hp] = sp
+	}
+	merged[sp.Key()] = sp
+	return nil
+}
+
+func hostPorts(sp *manifest.StaticPod) []hostPort {
+	var out []hostPort
+	spec := &sp.Pod.Spec
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for _, c := range cs {
+			for _, p := range c.Ports {
+				if p.HostPort != 0 {
+					out = append(out, hostPort{protocol: string(p.Protocol), port: p.HostPort})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func changedKeys(oldPods, newPods map[types.NamespacedName]*manifest.StaticPod,

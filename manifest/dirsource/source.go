@@ -266,14 +266,27 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 	return snap
 }
 
-// wanted reports whether a directory entry name is a manifest by its name.
-func (s *Source) wanted(name string) bool {
+// IsManifestName reports whether a file name is read as a manifest: not a
+// dotfile, and ending in .yaml, .yml or .json.
+func IsManifestName(name string) bool {
 	if strings.HasPrefix(name, ".") {
 		return false
 	}
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".yaml", ".yml", ".json":
 		return true
+	}
+	return false
+}
+
+// wanted reports whether a directory entry name is a manifest by its name,
+// logging skipped names once.
+func (s *Source) wanted(name string) bool {
+	if IsManifestName(name) {
+		return true
+	}
+	if strings.HasPrefix(name, ".") {
+		return false
 	}
 	if !s.skipped.Has(name) {
 		s.skipped.Insert(name)
@@ -286,7 +299,7 @@ func (s *Source) wanted(name string) bool {
 // load reads one manifest file. Unchanged content keeps the previous
 // StaticPod, so its seen time stays put.
 func (s *Source) load(path string) (*manifest.StaticPod, error) {
-	data, err := readManifest(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, &manifest.Error{Origin: path, Err: err}
 	}
@@ -304,9 +317,10 @@ func (s *Source) load(path string) (*manifest.StaticPod, error) {
 	return sp, nil
 }
 
-// readManifest reads a regular file of at most manifest.MaxManifestSize
-// bytes, following symlinks.
-func readManifest(path string) ([]byte, error) {
+// ReadFile reads a manifest file as the source does: a regular file (links
+// followed) of at most manifest.MaxManifestSize bytes, never blocking on a
+// FIFO.
+func ReadFile(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)

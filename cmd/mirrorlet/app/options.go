@@ -2,6 +2,8 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +30,12 @@ type Options struct {
 	// PodManifestPath is the static pod directory; empty: none.
 	PodManifestPath    string
 	FileCheckFrequency time.Duration
+	// ManifestURL serves static pods (one Pod or a PodList); empty: none.
+	ManifestURL       string
+	ManifestURLHeader http.Header
+	// ManifestURLCAFile verifies an HTTPS manifest URL.
+	ManifestURLCAFile  string
+	HTTPCheckFrequency time.Duration
 	// RuntimeEndpoint selects the container runtime: "fake://" or a CRI
 	// endpoint such as unix:///run/containerd/containerd.sock. Ignored
 	// when Runtime is set.
@@ -59,8 +67,31 @@ func (o *Options) Complete() error {
 	if o.FileCheckFrequency <= 0 {
 		o.FileCheckFrequency = 20 * time.Second
 	}
+	if o.HTTPCheckFrequency <= 0 {
+		o.HTTPCheckFrequency = 20 * time.Second
+	}
 	if o.Runtime == nil && o.RuntimeEndpoint == "" {
 		return errors.New("a container runtime endpoint is required (--container-runtime-endpoint)")
 	}
 	return nil
+}
+
+// ParseHeaders parses the kubelet's --manifest-url-header format: each value
+// is a comma-separated list of "Name:Value"; repeated names add values in
+// order.
+func ParseHeaders(values []string) (http.Header, error) {
+	h := http.Header{}
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			name, value, ok := strings.Cut(item, ":")
+			if !ok || strings.TrimSpace(name) == "" {
+				return nil, fmt.Errorf("manifest URL header %q: want Name:Value", item)
+			}
+			h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		}
+	}
+	return h, nil
 }

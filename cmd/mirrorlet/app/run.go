@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,9 +31,12 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
+	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
 )
+
+var registerMetrics sync.Once
 
 // agent is one running mirrorlet.
 type agent struct {
@@ -56,9 +60,12 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	var sources []string
+	var sources []string // in priority order: the directory wins a clash
 	if opts.PodManifestPath != "" {
 		sources = append(sources, manifest.SourceFile)
+	}
+	if opts.ManifestURL != "" {
+		sources = append(sources, manifest.SourceHTTP)
 	}
 	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore()}
 	g, ctx := errgroup.WithContext(ctx)
@@ -74,6 +81,23 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
+	if a.opts.ManifestURL != "" {
+		registerMetrics.Do(func() {
+			for _, c := range urlsource.Collectors() {
+				metrics.Registry.MustRegister(c)
+			}
+		})
+		src, err := urlsource.New(urlsource.Config{
+			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
+			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
+			Publish: func(s desired.Snapshot) { a.desired.Update(manifest.SourceHTTP, s) },
+			Log:     a.opts.Log.WithName("urlsource"),
+		})
+		if err != nil {
+			return fmt.Errorf("setting up manifest URL source: %w", err)
+		}
+		g.Go(func() error { return src.Run(ctx) })
+	}
 	if a.opts.PodManifestPath == "" {
 		return nil
 	}
