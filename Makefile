@@ -36,6 +36,11 @@ test-unit: ## Run unit tests.
 test-integration: ## Run integration tests against envtest (builds it first if needed).
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/...
 
+.PHONY: fuzz
+fuzz: ## Fuzz the manifest decoders for FUZZTIME each (default 30s).
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(or $(FUZZTIME),30s) ./manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePods$$' -fuzztime $(or $(FUZZTIME),30s) ./manifest/
+
 .PHONY: lint
 lint: ## Run go vet, gofmt and golangci-lint.
 	$(GO) vet ./...

@@ -145,3 +145,19 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodePods(f *testing.F) {
+	f.Add([]byte(validPod))
+	f.Add([]byte("apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: a}\n  spec: {containers: [{name: c, image: i}]}\n"))
+	f.Add([]byte("{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pods, err := DecodePods(data)
+		if err == nil {
+			for _, p := range pods {
+				if p == nil {
+					t.Fatal("nil pod without an error")
+				}
+			}
+		}
+	})
+}

@@ -76,7 +76,7 @@ func newRootCommand() *cobra.Command {
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	zapOpts.BindFlags(logFlags)
 	f.AddGoFlagSet(logFlags)
-	cmd.AddCommand(newVersionCommand(), newValidateCommand())
+	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand())
 	return cmd
 }
 

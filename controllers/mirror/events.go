@@ -4,9 +4,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// recordEvents tells users, on the mirror, why a container does not run:
-// one Warning each time a container enters a failure state.
+// recordEvents tells users, on the mirror, why a container does not run or
+// why its manifest is not loaded: one Warning each time that starts.
 func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) {
+	if c := podCondition(st, ConditionManifestValid); c != nil && c.Status == corev1.ConditionFalse {
+		if was := podCondition(old, ConditionManifestValid); was == nil || was.Status != c.Status || was.Message != c.Message {
+			r.cfg.Recorder.Eventf(mirror, nil, corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", c.Message)
+		}
+	}
 	was := map[string]string{}
 	for _, cs := range append(old.InitContainerStatuses, old.ContainerStatuses...) {
 		if cs.State.Waiting != nil {
@@ -27,4 +32,13 @@ func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) 
 				"Back-off restarting failed container %s", cs.Name)
 		}
 	}
+}
+
+func podCondition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
 }

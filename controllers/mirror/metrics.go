@@ -10,6 +10,11 @@ var mirrorWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Writes of mirror pods to the API server, by operation (create, delete, status) and result.",
 }, []string{"operation", "result"})
 
+var mirrorRejected = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "mirrorlet_mirror_rejected_total",
+	Help: "Times the API server refused a mirror pod (admission, validation, quota); the static pod keeps running.",
+})
+
 func init() {
-	metrics.Registry.MustRegister(mirrorWrites)
+	metrics.Registry.MustRegister(mirrorWrites, mirrorRejected)
 }

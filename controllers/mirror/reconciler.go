@@ -34,7 +34,9 @@ type Config struct {
 	Recorder events.EventRecorder
 	// RuntimeName is the scheme of container IDs in status.
 	RuntimeName string
-	Clock       clock.Clock
+	// Tracker records mirror states; default: a new one.
+	Tracker *Tracker
+	Clock   clock.Clock
 }
 
 // Reconciler is the mirror reconciler.
@@ -59,6 +61,9 @@ func New(cfg Config) (*Reconciler, error) {
 	}
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = "containerd"
+	}
+	if cfg.Tracker == nil {
+		cfg.Tracker = NewTracker()
 	}
 	return &Reconciler{cfg: cfg}, nil
 }
@@ -128,10 +133,40 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("getting node %s: %w", r.cfg.NodeName, err)
 	}
 	mirror, err := r.ensureMirror(ctx, mirror, Build(sp, node))
-	if err != nil || mirror == nil {
-		return reconcile.Result{}, err
+	if err == nil && mirror != nil {
+		err = r.writeStatus(ctx, sp, mirror, node)
 	}
-	return reconcile.Result{}, r.writeStatus(ctx, sp, mirror, node)
+	r.track(key, mirror, node, err)
+	if err != nil && isRejection(err) {
+		// Retrying at once will not help; the static pod keeps running.
+		log.FromContext(ctx).Error(err, "API server refused the mirror pod; retrying later", "pod", key)
+		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	return reconcile.Result{}, err
+}
+
+// isRejection reports whether the API server refused a write on its merits
+// (admission, validation, quota) rather than failing.
+func isRejection(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+}
+
+// track records the outcome for `mirrorlet status` and tells users on the
+// Node when the API server starts refusing a mirror.
+func (r *Reconciler) track(key types.NamespacedName, mirror *corev1.Pod, node *corev1.Node, err error) {
+	st := MirrorState{}
+	if mirror != nil {
+		st.UID = mirror.UID
+	}
+	if err != nil {
+		st.Error, st.Rejected = err.Error(), isRejection(err)
+	}
+	old := r.cfg.Tracker.set(key, st)
+	if st.Rejected && old.Error != st.Error {
+		mirrorRejected.Inc()
+		r.cfg.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "FailedCreateMirrorPod", "CreateMirrorPod",
+			"API server refused mirror pod %s (the static pod keeps running): %v", key, err)
+	}
 }
 
 // deleteOrphan deletes a mirror whose static pod is gone.
@@ -143,6 +178,7 @@ func (r *Reconciler) deleteOrphan(ctx context.Context, mirror *corev1.Pod) (reco
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
 	log.FromContext(ctx).Info("Deleting mirror pod without a static pod", "pod", client.ObjectKeyFromObject(mirror))
+	r.cfg.Tracker.forget(client.ObjectKeyFromObject(mirror))
 	return reconcile.Result{}, r.delete(ctx, mirror)
 }
 

@@ -36,6 +36,8 @@ var (
 	cfg       *rest.Config
 	k8s       client.Client
 	nodeCount atomic.Int32
+	// kubeconfig is an admin kubeconfig file for the envtest API server.
+	kubeconfig string
 )
 
 func TestMain(m *testing.M) {
@@ -58,7 +60,29 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "creating client:", err)
 		return 1
 	}
+	if kubeconfig, err = writeKubeconfig(env); err != nil {
+		fmt.Fprintln(os.Stderr, "writing kubeconfig:", err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(filepath.Dir(kubeconfig)) }()
 	return m.Run()
+}
+
+func writeKubeconfig(env *envtest.Environment) (string, error) {
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "mirrorlet-it-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
 }
 
 // agent is one mirrorlet run by a test, with its own node name, manifest

@@ -44,7 +44,10 @@ type agent struct {
 	runtime mruntime.Runtime
 	desired *desired.Set
 	states  *podstate.Store
+	mirrors *mirror.Tracker
 	synced  atomic.Bool // API caches synced
+	// logged holds, per source, the manifest problems already logged.
+	logged sync.Map
 }
 
 // Run runs mirrorlet until ctx ends. It returns an error when it cannot
@@ -67,7 +70,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ManifestURL != "" {
 		sources = append(sources, manifest.SourceHTTP)
 	}
-	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore()}
+	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker()}
 	g, ctx := errgroup.WithContext(ctx)
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
@@ -90,7 +93,7 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 		src, err := urlsource.New(urlsource.Config{
 			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
 			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
-			Publish: func(s desired.Snapshot) { a.desired.Update(manifest.SourceHTTP, s) },
+			Publish: a.publisher(manifest.SourceHTTP),
 			Log:     a.opts.Log.WithName("urlsource"),
 		})
 		if err != nil {
@@ -103,7 +106,7 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	}
 	src, err := dirsource.New(dirsource.Config{
 		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
-		Publish: func(s desired.Snapshot) { a.desired.Update(manifest.SourceFile, s) },
+		Publish: a.publisher(manifest.SourceFile),
 		Log:     a.opts.Log.WithName("dirsource"),
 	})
 	if err != nil {
@@ -111,6 +114,29 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	}
 	g.Go(func() error { return src.Run(ctx) })
 	return nil
+}
+
+// publisher returns the function a source publishes with: it updates the
+// desired set and logs every manifest problem once.
+func (a *agent) publisher(source string) func(desired.Snapshot) {
+	log := a.opts.Log.WithName("manifests")
+	return func(s desired.Snapshot) {
+		seen := map[string]bool{}
+		old, _ := a.logged.Load(source)
+		for _, p := range s.Problems {
+			msg := p.Err.Error()
+			seen[msg] = true
+			if prev, _ := old.(map[string]bool); !prev[msg] {
+				kept := ""
+				if p.Key.Name != "" {
+					kept = p.Key.String()
+				}
+				log.Error(p.Err, "Manifest not loaded", "source", source, "origin", p.Origin, "keptRunning", kept)
+			}
+		}
+		a.logged.Store(source, seen)
+		a.desired.Update(source, s)
+	}
 }
 
 func (a *agent) setupStaticPods(ctx context.Context, g *errgroup.Group) error {
@@ -138,6 +164,7 @@ func (a *agent) setupServers(ctx context.Context, g *errgroup.Group) {
 		},
 		"runtime": func(r *http.Request) error { return a.runtime.Status(r.Context()) },
 	}}))
+	health.HandleFunc("/status", a.serveStatus)
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	for _, s := range []struct {
@@ -227,12 +254,18 @@ func (a *agent) newManager() (ctrl.Manager, error) {
 }
 
 func (a *agent) setupMirrors(mgr ctrl.Manager) error {
+	recorder := mgr.GetEventRecorder("mirrorlet")
 	r, err := mirror.New(mirror.Config{
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, States: a.states,
-		Recorder: mgr.GetEventRecorder("mirrorlet"), RuntimeName: a.runtime.Name(),
+		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up mirror reconciler: %w", err)
+	}
+	if err := mgr.Add(&mirror.ProblemReporter{
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, Recorder: recorder,
+	}); err != nil {
+		return fmt.Errorf("adding manifest problem reporter: %w", err)
 	}
 	return r.SetupWithManager(mgr)
 }

@@ -1,0 +1,260 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
+	"github.com/mirrorlet/mirrorlet/manifest"
+)
+
+// manifestServer serves a manifest body that tests change.
+type manifestServer struct {
+	mu     sync.Mutex
+	status int
+	body   string
+}
+
+func (s *manifestServer) set(status int, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.body = status, body
+}
+
+func (s *manifestServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.WriteHeader(s.status)
+	_, _ = w.Write([]byte(s.body))
+}
+
+func withURL(url string) agentOption {
+	return func(o *app.Options) { o.ManifestURL, o.HTTPCheckFrequency = url, 200*time.Millisecond }
+}
+
+func podList(pods ...string) string {
+	return `{"apiVersion":"v1","kind":"PodList","items":[` + strings.Join(pods, ",") + `]}`
+}
+
+func jsonPod(name, image string, labels string) string {
+	return fmt.Sprintf(`{"metadata":{"name":%q,"labels":{%s}},"spec":{"containers":[{"name":"c","image":%q}]}}`, name, labels, image)
+}
+
+func TestURLSource(t *testing.T) {
+	srv := &manifestServer{status: 200, body: podList(jsonPod("fromurl", "nginx:1.27", `"src":"url"`), jsonPod("clash", "nginx:1.27", ""))}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	a := startAgent(t, newNodeName("url"), "", nil, withURL(ts.URL))
+	a.write("clash.yaml", podManifest("clash", map[string]string{"src": "dir"}, "nginx:1.27"))
+
+	m := a.waitMirror("fromurl", isRunning)
+	if m.Annotations[manifest.AnnotationSource] != "http" || m.Labels["src"] != "url" {
+		t.Errorf("URL pod mirror: source %q labels %v", m.Annotations[manifest.AnnotationSource], m.Labels)
+	}
+	clash := a.waitMirror("clash", isRunning)
+	if clash.Annotations[manifest.AnnotationSource] != "file" {
+		t.Errorf("the directory must win a name clash, mirror source is %q", clash.Annotations[manifest.AnnotationSource])
+	}
+	waitNodeEvent(t, a.node, "FailedLoadManifest", "clash.yaml")
+
+	// The URL fails: its pods keep running and keep their mirrors.
+	rp := a.waitRunning("fromurl", 1)
+	srv.set(http.StatusInternalServerError, "down")
+	consistently(t, "URL pod kept while the URL fails", time.Second, func() bool {
+		p, ok := a.runtimePod("fromurl")
+		return ok && p.SandboxID == rp.SandboxID
+	})
+	// The body turns invalid: kept, and said on the mirror.
+	srv.set(200, `{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"fromurl"},"spec":{"containerz":[]}}]}`)
+	a.waitMirror("fromurl", func(p *corev1.Pod) bool {
+		c := condition(p, "mirrorlet.io/ManifestValid")
+		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "containerz")
+	})
+	if p, ok := a.runtimePod("fromurl"); !ok || p.SandboxID != rp.SandboxID {
+		t.Fatalf("invalid URL body stopped the pod")
+	}
+	// An empty body means no URL pods.
+	srv.set(200, "")
+	a.waitNoMirror("fromurl")
+	a.waitMirror("clash", nil)
+}
+
+func waitNodeEvent(t *testing.T, node, reason, contains string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s event on node %s mentioning %s", reason, node, contains), func() bool {
+		var evs corev1.EventList
+		if err := k8s.List(context.Background(), &evs); err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason &&
+				strings.Contains(e.Message, contains) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestMirrorRefusedByAdmissionKeepsPodRunning(t *testing.T) {
+	ctx := context.Background()
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-forbidden-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: `!has(object.metadata.labels) || !('forbidden' in object.metadata.labels)`,
+				Message:    "pods labelled forbidden are not allowed here",
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-forbidden-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName: policy.Name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(ctx, o) })
+	}
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default", Labels: map[string]string{"forbidden": "x"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	eventually(t, "admission policy in force", func() bool {
+		return k8s.Create(ctx, probe.DeepCopy(), client.DryRunAll) != nil
+	})
+
+	healthAddr := freeAddr(t)
+	a := startAgent(t, newNodeName("refused"), "", nil, func(o *app.Options) { o.HealthzBindAddress = healthAddr })
+	a.write("bad.yaml", podManifest("bad", map[string]string{"forbidden": "x"}, "nginx:1.27"))
+	a.waitRunning("bad", 1)
+	waitNodeEvent(t, a.node, "FailedCreateMirrorPod", "pods labelled forbidden are not allowed here")
+	eventually(t, "status shows the refusal", func() bool {
+		code, body := httpGet("http://" + healthAddr + "/status")
+		var rep app.StatusReport
+		if code != 200 || json.Unmarshal([]byte(body), &rep) != nil || len(rep.Pods) != 1 {
+			return false
+		}
+		return strings.HasPrefix(rep.Pods[0].Mirror, "refused by the API server") && rep.Pods[0].Runtime == "1/1 running"
+	})
+	if _, err := getNode(a.node); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPartialWritesDoNotFlap(t *testing.T) {
+	a := startAgent(t, newNodeName("flap"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+	starts := a.rt.Starts(rp.UID)
+	full := podManifest("web", nil, "nginx:1.27")
+	path := filepath.Join(a.dir, "web.yaml")
+	// An editor that truncates, then writes in pieces.
+	for i := range 5 {
+		if err := os.WriteFile(path, []byte(full[:len(full)*i/5]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, "pod never stopped or restarted", time.Second, func() bool {
+		p, ok := a.runtimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && a.rt.Starts(rp.UID) == starts
+	})
+}
+
+func TestFailedLoadManifestEventOnMirror(t *testing.T) {
+	a := startAgent(t, newNodeName("loadevent"), "", nil)
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+	a.write("web.yaml", strings.Replace(podManifest("web", nil, "nginx:1.27"), "image:", "imagee:", 1))
+	eventually(t, "FailedLoadManifest event on the mirror", func() bool {
+		var evs corev1.EventList
+		if err := k8s.List(context.Background(), &evs, client.InNamespace("default")); err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.InvolvedObject.UID == m.UID && e.Reason == "FailedLoadManifest" && strings.Contains(e.Message, "imagee") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// mirrorletBinary builds the real binary once.
+func mirrorletBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mirrorlet-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "mirrorlet")
+		out, err := exec.Command("go", "build", "-o", binaryPath, "github.com/mirrorlet/mirrorlet/cmd/mirrorlet").CombinedOutput()
+		if err != nil {
+			binaryErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+func TestValidateServerDryRun(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ok.yaml"), []byte(podManifest("ok", nil, "nginx:1.27")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missingNS := strings.Replace(podManifest("elsewhere", nil, "nginx:1.27"), "metadata:\n", "metadata:\n  namespace: does-not-exist\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "ns.yaml"), []byte(missingNS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(mirrorletBinary(t), "validate", "--node-name", "dry", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK: 2 static pods") {
+		t.Fatalf("offline validate: %v\n%s", err, out)
+	}
+	out, err = exec.Command(mirrorletBinary(t), "validate", "--node-name", "dry", "--server-dry-run", "--kubeconfig", kubeconfig, dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), filepath.Join(dir, "ns.yaml")+": API server would refuse mirror pod does-not-exist/elsewhere-dry") ||
+		strings.Contains(string(out), "ok.yaml") {
+		t.Fatalf("server dry run: %v\n%s", err, out)
+	}
+	var pods corev1.PodList
+	if err := k8s.List(context.Background(), &pods, client.MatchingFields{"spec.nodeName": "dry"}); err != nil || len(pods.Items) != 0 {
+		t.Errorf("a dry run created pods: %v %d", err, len(pods.Items))
+	}
+}
