@@ -4,12 +4,10 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -31,10 +29,10 @@ func main() {
 }
 
 func newRootCommand() *cobra.Command {
-	var opts app.Options
-	var kubeconfig string
-	var headers []string
-	zapOpts := zap.Options{}
+	return newAgentCommand(newAgentFlags())
+}
+
+func newAgentCommand(fl *agentFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "mirrorlet",
 		Short:         "Run Kubernetes static pods on this node, with read-only mirror pods in the API server",
@@ -42,15 +40,16 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Log = zap.New(zap.UseFlagOptions(&zapOpts))
-			ctrl.SetLogger(opts.Log)
-			var err error
-			if opts.ManifestURLHeader, err = app.ParseHeaders(headers); err != nil {
+			opts, kubeconfig, err := fl.options(cmd.Flags())
+			if err != nil {
 				return err
 			}
+			opts.Log = zap.New(zap.UseFlagOptions(&fl.zap))
+			ctrl.SetLogger(opts.Log)
 			if opts.RestConfig, err = loadKubeconfig(kubeconfig); err != nil {
 				return err
 			}
+			opts.RestConfig.QPS, opts.RestConfig.Burst = fl.cfg.kubeAPIQPS(), fl.cfg.kubeAPIBurst()
 			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
 			opts.Log.Info("Starting mirrorlet", "version", app.Version, "node", opts.NodeName,
@@ -58,31 +57,14 @@ func newRootCommand() *cobra.Command {
 			return app.Run(ctx, opts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig file for the API server (kubelet: --kubeconfig).")
-	f.StringVar(&opts.NodeName, "node-name", "", "Name of this node; default: the hostname, lower-cased (kubelet: --hostname-override).")
-	f.StringVar(&opts.PodManifestPath, "pod-manifest-path", "", "Directory of static pod manifests (kubelet: --pod-manifest-path).")
-	f.DurationVar(&opts.FileCheckFrequency, "file-check-frequency", 20*time.Second,
-		"Period of full rescans of the manifest directory; changes are also seen at once through inotify (kubelet: --file-check-frequency).")
-	f.StringVar(&opts.ManifestURL, "manifest-url", "", "URL of static pods: one Pod or a PodList (kubelet: --manifest-url).")
-	f.StringArrayVar(&headers, "manifest-url-header", nil,
-		"HTTP headers for --manifest-url, 'Name:Value,Name2:Value2'; repeatable (kubelet: --manifest-url-header).")
-	f.StringVar(&opts.ManifestURLCAFile, "manifest-url-ca-file", "", "PEM CA bundle that verifies an HTTPS --manifest-url.")
-	f.DurationVar(&opts.HTTPCheckFrequency, "http-check-frequency", 20*time.Second, "Period of --manifest-url fetches (kubelet: --http-check-frequency).")
-	f.StringVar(&opts.RuntimeEndpoint, "container-runtime-endpoint", "unix:///run/containerd-mirrorlet/containerd.sock",
-		"CRI endpoint of the container runtime, or fake:// for an in-memory runtime (kubelet: --container-runtime-endpoint).")
-	f.StringVar(&opts.HealthzBindAddress, "healthz-bind-address", "127.0.0.1:10348", "Address of /healthz and /readyz; 0 disables.")
-	f.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", "127.0.0.1:10349", "Address of Prometheus /metrics; 0 disables.")
-	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
-	zapOpts.BindFlags(logFlags)
-	f.AddGoFlagSet(logFlags)
-	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand())
+	fl.bind(cmd)
+	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand(), newConfigCommand())
 	return cmd
 }
 
 func loadKubeconfig(path string) (*rest.Config, error) {
 	if path == "" {
-		return nil, errors.New("--kubeconfig is required")
+		return nil, errors.New("a kubeconfig is required (--kubeconfig or the config file's kubeconfig)")
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {

@@ -51,7 +51,10 @@ type Config struct {
 	// Addresses of the node; default: detected from the host.
 	Addresses []corev1.NodeAddress
 	// Labels are extra labels for a newly registered Node.
-	Labels        map[string]string
+	Labels map[string]string
+	// Register makes the Registrar create the Node when it does not exist;
+	// otherwise it waits for someone else to.
+	Register      bool
 	LeaseInterval time.Duration
 	// StatusInterval is how often the Ready condition's heartbeat is
 	// refreshed even without a change. Default 1m.
@@ -112,6 +115,10 @@ func (r *Registrar) Reconcile(ctx context.Context, _ reconcile.Request) (reconci
 	node := &corev1.Node{}
 	err := r.cfg.Client.Get(ctx, types.NamespacedName{Name: r.cfg.NodeName}, node)
 	if apierrors.IsNotFound(err) {
+		if !r.cfg.Register {
+			log.FromContext(ctx).Info("Node does not exist and node registration is off; waiting for it", "node", r.cfg.NodeName)
+			return reconcile.Result{RequeueAfter: r.cfg.LeaseInterval}, nil
+		}
 		if node, err = r.register(ctx); err != nil {
 			return reconcile.Result{}, err
 		}

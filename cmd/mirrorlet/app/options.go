@@ -42,6 +42,11 @@ type Options struct {
 	RuntimeEndpoint string
 	// Runtime, when set, is used instead of connecting to RuntimeEndpoint.
 	Runtime mruntime.Runtime
+	// NodeLabels are added to the Node when mirrorlet registers it.
+	NodeLabels map[string]string
+	// NoRegisterNode stops mirrorlet from creating its Node when missing
+	// (--register-node=false).
+	NoRegisterNode bool
 	// HealthzBindAddress serves /healthz and /readyz; "0" disables.
 	HealthzBindAddress string
 	// MetricsBindAddress serves /metrics; "0" disables.

@@ -274,7 +274,7 @@ func (a *agent) setupNode(mgr ctrl.Manager) error {
 	r, err := node.New(node.Config{
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 		Version: Version, RuntimeVersion: a.runtime.Name() + "://" + Version,
-		RuntimeStatus: a.runtime.Status,
+		RuntimeStatus: a.runtime.Status, Labels: a.opts.NodeLabels, Register: !a.opts.NoRegisterNode,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up node registrar: %w", err)

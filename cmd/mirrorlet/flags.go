@@ -1,0 +1,186 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/config"
+)
+
+// agentFlags are the flags of the agent (the root command). Most bind
+// straight to a MirrorletConfiguration, so that a --config file can be
+// loaded under the flags given on the command line.
+type agentFlags struct {
+	cfg        configFlags
+	configFile string
+	kubeletCfg string
+	headers    []string
+	nodeLabels map[string]string
+	zap        zap.Options
+}
+
+type configFlags struct{ *config.MirrorletConfiguration }
+
+func (c configFlags) kubeAPIQPS() float32 { return *c.KubeAPIQPS }
+func (c configFlags) kubeAPIBurst() int   { return int(*c.KubeAPIBurst) }
+
+func newAgentFlags() *agentFlags {
+	return &agentFlags{cfg: configFlags{config.Default()}}
+}
+
+// flag groups, in the order --help shows them.
+const (
+	groupSources = "Static pod sources"
+	groupNode    = "Node and API server"
+	groupRuntime = "Container runtime"
+	groupServe   = "Health, metrics and logs"
+)
+
+func (fl *agentFlags) bind(cmd *cobra.Command) {
+	f, c := cmd.Flags(), fl.cfg.MirrorletConfiguration
+	add := func(group, kubelet string, name string) {
+		_ = f.SetAnnotation(name, "group", []string{group})
+		if kubelet != "" {
+			_ = f.SetAnnotation(name, "kubelet", []string{kubelet})
+		}
+	}
+	f.StringVar(&fl.configFile, "config", "", "MirrorletConfiguration file (config.mirrorlet.io/v1alpha1); flags given on the command line override it.")
+	add(groupNode, "--config", "config")
+	f.StringVar(&fl.kubeletCfg, "from-kubelet-config", "", "Read the static pod settings of a KubeletConfiguration file (staticPodPath, staticPodURL, ...).")
+	add(groupSources, "", "from-kubelet-config")
+	f.StringVar(&c.StaticPodPath, "pod-manifest-path", c.StaticPodPath, "Directory of static pod manifests.")
+	add(groupSources, "--pod-manifest-path", "pod-manifest-path")
+	f.DurationVar(&c.FileCheckFrequency.Duration, "file-check-frequency", c.FileCheckFrequency.Duration, "Period of full rescans of the manifest directory; changes are also seen at once through inotify.")
+	add(groupSources, "--file-check-frequency", "file-check-frequency")
+	f.StringVar(&c.StaticPodURL, "manifest-url", c.StaticPodURL, "URL of static pods: one Pod or a PodList.")
+	add(groupSources, "--manifest-url", "manifest-url")
+	f.StringArrayVar(&fl.headers, "manifest-url-header", nil, "HTTP headers for --manifest-url, 'Name:Value,Name2:Value2'; repeatable.")
+	add(groupSources, "--manifest-url-header", "manifest-url-header")
+	f.StringVar(&c.StaticPodURLCAFile, "manifest-url-ca-file", c.StaticPodURLCAFile, "PEM CA bundle that verifies an HTTPS --manifest-url.")
+	add(groupSources, "", "manifest-url-ca-file")
+	f.DurationVar(&c.HTTPCheckFrequency.Duration, "http-check-frequency", c.HTTPCheckFrequency.Duration, "Period of --manifest-url fetches.")
+	add(groupSources, "--http-check-frequency", "http-check-frequency")
+	f.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "Path to a kubeconfig file for the API server.")
+	add(groupNode, "--kubeconfig", "kubeconfig")
+	f.StringVar(&c.NodeName, "node-name", c.NodeName, "Name of this node, never a kubelet's; default: the hostname, lower-cased.")
+	add(groupNode, "--hostname-override", "node-name")
+	f.StringToStringVar(&fl.nodeLabels, "node-labels", nil, "Labels for the Node when mirrorlet registers it, 'k=v,k2=v2'.")
+	add(groupNode, "--node-labels", "node-labels")
+	f.BoolVar(c.RegisterNode, "register-node", *c.RegisterNode, "Register the Node if it does not exist.")
+	add(groupNode, "--register-node", "register-node")
+	f.Float32Var(c.KubeAPIQPS, "kube-api-qps", *c.KubeAPIQPS, "Queries per second to the API server.")
+	add(groupNode, "--kube-api-qps", "kube-api-qps")
+	f.Int32Var(c.KubeAPIBurst, "kube-api-burst", *c.KubeAPIBurst, "Burst of queries to the API server.")
+	add(groupNode, "--kube-api-burst", "kube-api-burst")
+	f.StringVar(&c.ContainerRuntimeEndpoint, "container-runtime-endpoint", c.ContainerRuntimeEndpoint, "CRI endpoint of the container runtime (mirrorlet's own, never a kubelet's), or fake:// for an in-memory runtime.")
+	add(groupRuntime, "--container-runtime-endpoint", "container-runtime-endpoint")
+	f.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "Address of /healthz, /readyz and /status; 0 disables.")
+	add(groupServe, "", "healthz-bind-address")
+	f.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of Prometheus /metrics; 0 disables.")
+	add(groupServe, "", "metrics-bind-address")
+	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
+	fl.zap.BindFlags(logFlags)
+	f.AddGoFlagSet(logFlags)
+	logFlags.VisitAll(func(gf *flag.Flag) { add(groupServe, "", gf.Name) })
+	cmd.SetUsageFunc(groupedUsage)
+}
+
+// options merges the config file (if any) under the flags given and returns
+// the agent's options and kubeconfig path.
+func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
+	if err := fl.loadFiles(f); err != nil {
+		return app.Options{}, "", err
+	}
+	c := fl.cfg.MirrorletConfiguration
+	if f.Changed("manifest-url-header") {
+		h, err := app.ParseHeaders(fl.headers)
+		if err != nil {
+			return app.Options{}, "", err
+		}
+		c.StaticPodURLHeader = h
+	}
+	if f.Changed("node-labels") {
+		c.NodeLabels = fl.nodeLabels
+	}
+	if errs := config.Validate(c); len(errs) > 0 {
+		return app.Options{}, "", fmt.Errorf("invalid settings: %w", errs.ToAggregate())
+	}
+	return app.Options{
+		NodeName: c.NodeName, PodManifestPath: c.StaticPodPath, FileCheckFrequency: c.FileCheckFrequency.Duration,
+		ManifestURL: c.StaticPodURL, ManifestURLHeader: c.StaticPodURLHeader, ManifestURLCAFile: c.StaticPodURLCAFile,
+		HTTPCheckFrequency: c.HTTPCheckFrequency.Duration, RuntimeEndpoint: c.ContainerRuntimeEndpoint,
+		NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
+		HealthzBindAddress: c.HealthzBindAddress, MetricsBindAddress: c.MetricsBindAddress,
+	}, c.Kubeconfig, nil
+}
+
+// loadFiles loads --config and --from-kubelet-config, then applies the
+// flags given on the command line again on top of them.
+func (fl *agentFlags) loadFiles(f *pflag.FlagSet) error {
+	if fl.configFile == "" && fl.kubeletCfg == "" {
+		return nil
+	}
+	given := map[string]string{}
+	f.Visit(func(pf *pflag.Flag) {
+		if _, isSlice := pf.Value.(pflag.SliceValue); !isSlice && pf.Value.Type() != "stringToString" {
+			given[pf.Name] = pf.Value.String()
+		}
+	})
+	file := config.Default()
+	if fl.configFile != "" {
+		var err error
+		if file, err = config.Load(fl.configFile); err != nil {
+			return err
+		}
+	}
+	if fl.kubeletCfg != "" {
+		if err := config.FromKubelet(fl.kubeletCfg, file); err != nil {
+			return err
+		}
+	}
+	*fl.cfg.MirrorletConfiguration = *file
+	// The flags point into the configuration: setting them again puts the
+	// command line on top of the file.
+	for name, value := range given {
+		if err := f.Set(name, value); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// groupedUsage prints flags by purpose, naming each one's kubelet flag.
+func groupedUsage(cmd *cobra.Command) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage:\n  %s\n", cmd.UseLine())
+	if cmd.HasAvailableSubCommands() {
+		b.WriteString("\nCommands:\n")
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				fmt.Fprintf(&b, "  %-12s %s\n", sub.Name(), sub.Short)
+			}
+		}
+	}
+	for _, group := range []string{groupSources, groupNode, groupRuntime, groupServe} {
+		fs := pflag.NewFlagSet(group, pflag.ContinueOnError)
+		cmd.Flags().VisitAll(func(pf *pflag.Flag) {
+			if g := pf.Annotations["group"]; len(g) == 1 && g[0] == group {
+				copied := *pf
+				if k := pf.Annotations["kubelet"]; len(k) == 1 {
+					copied.Usage += " (kubelet: " + k[0] + ")"
+				}
+				fs.AddFlag(&copied)
+			}
+		})
+		fmt.Fprintf(&b, "\n%s:\n%s", group, fs.FlagUsages())
+	}
+	b.WriteString("\nUse \"mirrorlet [command] --help\" for more about a command.\n")
+	_, err := fmt.Fprint(cmd.OutOrStderr(), b.String())
+	return err
+}

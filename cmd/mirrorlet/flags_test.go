@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestFlagsOverrideConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "mirrorlet.yaml")
+	if err := os.WriteFile(cfgFile, []byte(`apiVersion: config.mirrorlet.io/v1alpha1
+kind: MirrorletConfiguration
+nodeName: from-file
+staticPodPath: /file/manifests
+fileCheckFrequency: 7s
+kubeconfig: /file/kubeconfig
+staticPodURLHeader: {A: [file]}
+nodeLabels: {zone: file}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name                   string
+		args                   []string
+		node, path, kubeconfig string
+		freq                   time.Duration
+		header, zone           string
+	}{
+		{"file only", []string{"--config", cfgFile}, "from-file", "/file/manifests", "/file/kubeconfig", 7 * time.Second, "file", "file"},
+		{"flags win", []string{"--config", cfgFile, "--node-name", "from-flag", "--file-check-frequency", "3s",
+			"--manifest-url-header", "A:flag", "--node-labels", "zone=flag"}, "from-flag", "/file/manifests", "/file/kubeconfig", 3 * time.Second, "flag", "flag"},
+		{"flag before --config", []string{"--pod-manifest-path", "/flag/m", "--config", cfgFile}, "from-file", "/flag/m", "/file/kubeconfig", 7 * time.Second, "file", "file"},
+		{"no file", []string{"--node-name", "n", "--pod-manifest-path", "/m"}, "n", "/m", "", 20 * time.Second, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newAgentFlags()
+			cmd := newAgentCommand(fl)
+			if err := cmd.ParseFlags(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			opts, kubeconfig, err := fl.options(cmd.Flags())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.NodeName != tc.node || opts.PodManifestPath != tc.path || kubeconfig != tc.kubeconfig ||
+				opts.FileCheckFrequency != tc.freq || opts.ManifestURLHeader.Get("A") != tc.header || opts.NodeLabels["zone"] != tc.zone {
+				t.Errorf("got node %q path %q kubeconfig %q freq %s header %q zone %q", opts.NodeName, opts.PodManifestPath,
+					kubeconfig, opts.FileCheckFrequency, opts.ManifestURLHeader.Get("A"), opts.NodeLabels["zone"])
+			}
+		})
+	}
+}
