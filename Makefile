@@ -10,8 +10,9 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 	-X $(PKG)/cmd/mirrorlet/app.GitCommit=$(COMMIT) \
 	-X $(PKG)/cmd/mirrorlet/app.BuildDate=$(DATE)
-# Packages that need no API server or runtime.
-UNIT_PKGS := ./cmd/... ./controllers/... ./manifest/... ./runtime/...
+# Packages that need no API server or runtime (test/deploy: the install
+# script, units, configs and the Dockerfile build).
+UNIT_PKGS := ./cmd/... ./controllers/... ./manifest/... ./runtime/... ./test/deploy/...
 
 .PHONY: help
 help: ## Show this help.
@@ -26,7 +27,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl into the cache (minutes the f
 	@hack/build-envtest.sh
 
 .PHONY: test
-test: test-unit test-integration ## Run unit and integration tests (real kube-apiserver + etcd).
+test: test-unit test-integration test-e2e ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd; needs root).
 
 .PHONY: test-unit
 test-unit: ## Run unit tests.
@@ -35,6 +36,16 @@ test-unit: ## Run unit tests.
 .PHONY: test-integration
 test-integration: ## Run integration tests against envtest (builds it first if needed).
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/...
+
+.PHONY: test-e2e
+test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd + local registry (needs root).
+	hack/containerd.sh install
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/...
+
+.PHONY: bench-e2e
+bench-e2e: ## Measure manifest write -> container serving for 1 and 50 pods (needs root).
+	hack/containerd.sh install
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -run '^$$' -bench . -benchtime 3x ./test/e2e/...
 
 .PHONY: fuzz
 fuzz: ## Fuzz the manifest decoders for FUZZTIME each (default 30s).
@@ -49,7 +60,7 @@ lint: ## Run go vet, gofmt and golangci-lint.
 
 .PHONY: bench
 bench: ## Run benchmarks and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem ./...
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /test/e2e)
 
 .PHONY: demo
 demo: ## Run mirrorlet for real: local API server, runtime and the example static pod.

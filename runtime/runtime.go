@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,6 +66,10 @@ type Runtime interface {
 // ErrImagePull marks errors of StartContainer caused by the image.
 var ErrImagePull = errors.New("image not available")
 
+// ErrImageNeverPull marks an image that is missing while the pull policy
+// is Never; it wraps ErrImagePull.
+var ErrImageNeverPull = fmt.Errorf("%w (ErrImageNeverPull)", ErrImagePull)
+
 // Pod is what the runtime runs for one static pod: one sandbox and its containers.
 type Pod struct {
 	// UID is the static pod's UID (its spec hash), read back from labels.
@@ -76,6 +81,9 @@ type Pod struct {
 	Ready     bool
 	IP        string
 	CreatedAt time.Time
+	// Grace is the pod's termination grace period as recorded when its
+	// sandbox was made, if the runtime keeps it (nil if not).
+	Grace *time.Duration
 	// Containers holds every container of the sandbox, all attempts, in no
 	// particular order.
 	Containers []Container

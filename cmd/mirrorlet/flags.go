@@ -80,6 +80,10 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	add(groupNode, "--kube-api-burst", "kube-api-burst")
 	f.StringVar(&c.ContainerRuntimeEndpoint, "container-runtime-endpoint", c.ContainerRuntimeEndpoint, "CRI endpoint of the container runtime (mirrorlet's own, never a kubelet's), or fake:// for an in-memory runtime.")
 	add(groupRuntime, "--container-runtime-endpoint", "container-runtime-endpoint")
+	f.StringVar(&c.RootDir, "root-dir", c.RootDir, "Directory of per-pod data: emptyDir volumes, termination messages, seccomp profiles.")
+	add(groupRuntime, "--root-dir", "root-dir")
+	f.StringVar(&c.PodLogsDir, "pod-logs-dir", c.PodLogsDir, "Directory of container logs, as <namespace>_<name>_<uid>/<container>/<attempt>.log.")
+	add(groupRuntime, "podLogsDir (config file)", "pod-logs-dir")
 	f.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "Address of /healthz, /readyz and /status; 0 disables.")
 	add(groupServe, "", "healthz-bind-address")
 	f.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of Prometheus /metrics; 0 disables.")
@@ -115,6 +119,7 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 		NodeName: c.NodeName, PodManifestPath: c.StaticPodPath, FileCheckFrequency: c.FileCheckFrequency.Duration,
 		ManifestURL: c.StaticPodURL, ManifestURLHeader: c.StaticPodURLHeader, ManifestURLCAFile: c.StaticPodURLCAFile,
 		HTTPCheckFrequency: c.HTTPCheckFrequency.Duration, RuntimeEndpoint: c.ContainerRuntimeEndpoint,
+		RootDir: c.RootDir, PodLogsDir: c.PodLogsDir,
 		NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
 		HealthzBindAddress: c.HealthzBindAddress, MetricsBindAddress: c.MetricsBindAddress,
 	}, c.Kubeconfig, nil

@@ -24,7 +24,7 @@ func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) 
 			continue
 		}
 		switch w.Reason {
-		case "ErrImagePull", "ImagePullBackOff", "CreateContainerError":
+		case "ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff", "CreateContainerError", "CreateContainerConfigError":
 			r.cfg.Recorder.Eventf(mirror, nil, corev1.EventTypeWarning, w.Reason, "StartContainer",
 				"container %s: %s", cs.Name, w.Message)
 		case "CrashLoopBackOff":

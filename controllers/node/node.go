@@ -233,18 +233,22 @@ func osImage() string {
 	return runtime.GOOS
 }
 
-// hostAddresses returns the hostname and the first non-loopback IPv4
-// address of the host (loopback if there is none).
-func hostAddresses(nodeName string) []corev1.NodeAddress {
-	ip := "127.0.0.1"
+// HostIP returns the first non-loopback IPv4 address of the host
+// (127.0.0.1 if there is none): the node's InternalIP.
+func HostIP() string {
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-				ip = n.IP.String()
-				break
+				return n.IP.String()
 			}
 		}
 	}
+	return "127.0.0.1"
+}
+
+// hostAddresses returns the node's InternalIP and hostname addresses.
+func hostAddresses(nodeName string) []corev1.NodeAddress {
+	ip := HostIP()
 	return []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: ip},
 		{Type: corev1.NodeHostName, Address: nodeName},

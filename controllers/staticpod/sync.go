@@ -80,7 +80,7 @@ func (r *Reconciler) stopAll(ctx context.Context, pods []mruntime.Pod, keep stri
 		if p.SandboxID == keep {
 			continue
 		}
-		grace := r.grace(p.UID)
+		grace := r.grace(&p)
 		r.cfg.Log.Info("Stopping pod", "pod", types.NamespacedName{Namespace: p.Namespace, Name: p.Name},
 			"uid", p.UID, "sandbox", p.SandboxID, "grace", grace)
 		if err := r.cfg.Runtime.StopPod(ctx, p.SandboxID, grace); err != nil {
@@ -99,11 +99,16 @@ func (r *Reconciler) remember(key types.NamespacedName, sp *manifest.StaticPod) 
 	}
 }
 
-func (r *Reconciler) grace(uid types.UID) time.Duration {
+// grace is the termination grace period of a running pod: from its
+// manifest when mirrorlet has seen it, else as the runtime recorded it.
+func (r *Reconciler) grace(p *mruntime.Pod) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g, ok := r.graces[uid]; ok {
+	if g, ok := r.graces[p.UID]; ok {
 		return g
+	}
+	if p.Grace != nil {
+		return *p.Grace
 	}
 	return defaultGrace
 }
@@ -238,7 +243,11 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container, attempt uint32
 	switch {
 	case errors.Is(err, mruntime.ErrImagePull):
 		b.Next(pullKey, now)
-		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImagePull", Message: err.Error()}
+		reason := "ErrImagePull"
+		if errors.Is(err, mruntime.ErrImageNeverPull) {
+			reason = "ErrImageNeverPull"
+		}
+		s.waiting[c.Name] = podstate.Waiting{Reason: reason, Message: err.Error()}
 		s.requeueIn(b.Get(pullKey))
 		s.log.Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
 	case err != nil:

@@ -7,4 +7,6 @@
 // The node side (sources, runtime, static pod reconciler, health server)
 // starts at once and never waits for the API server. The API side starts
 // when the API server answers, and its failures never stop a container.
+// Under systemd (Type=notify), package sdnotify reports READY=1 once the node
+// side is up and the API caches have synced, or after a bounded wait.
 package app

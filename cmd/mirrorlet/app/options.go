@@ -42,6 +42,10 @@ type Options struct {
 	RuntimeEndpoint string
 	// Runtime, when set, is used instead of connecting to RuntimeEndpoint.
 	Runtime mruntime.Runtime
+	// RootDir holds per-pod data; PodLogsDir container logs (CRI runtime
+	// only; defaults /var/lib/mirrorlet and /var/log/pods).
+	RootDir    string
+	PodLogsDir string
 	// NodeLabels are added to the Node when mirrorlet registers it.
 	NodeLabels map[string]string
 	// NoRegisterNode stops mirrorlet from creating its Node when missing
@@ -53,7 +57,10 @@ type Options struct {
 	MetricsBindAddress string
 	// ResyncPeriod of the static pod reconciler; 0: its default.
 	ResyncPeriod time.Duration
-	Log          logr.Logger
+	// NotifyMaxAPIWait bounds how long systemd's READY=1 waits for the API
+	// caches once the node side is up; 0: sdnotify.DefaultMaxAPIWait.
+	NotifyMaxAPIWait time.Duration
+	Log              logr.Logger
 }
 
 // Complete defaults and validates o.

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app/sdnotify"
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
 	"github.com/mirrorlet/mirrorlet/controllers/node"
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
@@ -33,6 +34,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+	"github.com/mirrorlet/mirrorlet/runtime/cri"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
 )
 
@@ -46,6 +48,7 @@ type agent struct {
 	states  *podstate.Store
 	mirrors *mirror.Tracker
 	synced  atomic.Bool // API caches synced
+	notify  *sdnotify.Notifier
 	// logged holds, per source, the manifest problems already logged.
 	logged sync.Map
 }
@@ -70,8 +73,12 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ManifestURL != "" {
 		sources = append(sources, manifest.SourceHTTP)
 	}
-	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker()}
+	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
+		notify: sdnotify.New(sdnotify.Config{MaxAPIWait: opts.NotifyMaxAPIWait, Log: opts.Log.WithName("sdnotify")})}
 	g, ctx := errgroup.WithContext(ctx)
+	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
+		g.Go(func() error { poller.Run(ctx); return nil })
+	}
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
 	}
@@ -79,6 +86,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.setupServers(ctx, g)
+	// The node side is up: systemd hears READY=1 once the API caches sync,
+	// or after a bounded wait without them (see package sdnotify).
+	g.Go(func() error { return a.notify.Run(ctx) })
 	g.Go(func() error { return a.runAPI(ctx) })
 	return g.Wait()
 }
@@ -220,6 +230,7 @@ func (a *agent) runAPI(ctx context.Context) error {
 	go func() {
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			a.synced.Store(true)
+			a.notify.APISynced()
 		}
 	}()
 	if err := mgr.Start(ctx); err != nil {
@@ -273,7 +284,7 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 func (a *agent) setupNode(mgr ctrl.Manager) error {
 	r, err := node.New(node.Config{
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
-		Version: Version, RuntimeVersion: a.runtime.Name() + "://" + Version,
+		Version: Version, RuntimeVersion: a.runtimeVersion(context.Background()),
 		RuntimeStatus: a.runtime.Status, Labels: a.opts.NodeLabels, Register: !a.opts.NoRegisterNode,
 	})
 	if err != nil {
@@ -282,10 +293,29 @@ func (a *agent) setupNode(mgr ctrl.Manager) error {
 	return r.SetupWithManager(mgr)
 }
 
-// newRuntime connects to the runtime named by the endpoint.
-func newRuntime(_ context.Context, opts Options) (mruntime.Runtime, error) {
+// newRuntime connects to the runtime named by the endpoint: fake:// for
+// the in-memory runtime, else a CRI runtime's unix socket.
+func newRuntime(ctx context.Context, opts Options) (mruntime.Runtime, error) {
 	if strings.HasPrefix(opts.RuntimeEndpoint, "fake://") {
 		return fake.New(nil), nil
 	}
-	return nil, fmt.Errorf("container runtime endpoint %q: only fake:// is supported in this build", opts.RuntimeEndpoint)
+	return cri.New(ctx, cri.Options{
+		Endpoint: opts.RuntimeEndpoint, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir,
+		NodeName: opts.NodeName, NodeIP: node.HostIP(), Log: opts.Log.WithName("cri"),
+	})
+}
+
+// runtimeVersion is "<runtime>://<version>" for the Node's nodeInfo.
+func (a *agent) runtimeVersion(ctx context.Context) string {
+	if v, ok := a.runtime.(interface {
+		Version(context.Context) (string, error)
+	}); ok {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if s, err := v.Version(ctx); err == nil {
+			return s
+		}
+		return a.runtime.Name() + "://unknown"
+	}
+	return a.runtime.Name() + "://" + Version
 }

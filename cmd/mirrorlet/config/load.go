@@ -35,6 +35,12 @@ func SetDefaults(c *MirrorletConfiguration) {
 	if c.ContainerRuntimeEndpoint == "" {
 		c.ContainerRuntimeEndpoint = "unix:///run/containerd-mirrorlet/containerd.sock"
 	}
+	if c.RootDir == "" {
+		c.RootDir = "/var/lib/mirrorlet"
+	}
+	if c.PodLogsDir == "" {
+		c.PodLogsDir = "/var/log/pods"
+	}
 	if c.RegisterNode == nil {
 		c.RegisterNode = ptr.To(true)
 	}

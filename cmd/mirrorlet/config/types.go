@@ -33,6 +33,11 @@ type MirrorletConfiguration struct {
 	HTTPCheckFrequency metav1.Duration `json:"httpCheckFrequency,omitempty"`
 	// ContainerRuntimeEndpoint is the CRI endpoint, or fake://.
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
+	// RootDir holds mirrorlet's per-pod data (emptyDir volumes,
+	// termination messages, seccomp profiles); default /var/lib/mirrorlet.
+	RootDir string `json:"rootDir,omitempty"`
+	// PodLogsDir is where container logs are written; default /var/log/pods.
+	PodLogsDir string `json:"podLogsDir,omitempty"`
 	// NodeLabels are added to the Node when mirrorlet registers it.
 	NodeLabels map[string]string `json:"nodeLabels,omitempty"`
 	// RegisterNode makes mirrorlet register its Node; default true.

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Install mirrorlet on this node (or into a root directory for an image or a
+# test): the binary, its systemd units, its configuration and the private
+# containerd's configuration. Safe to run again: it never overwrites a
+# configuration file that is already there, and replaces the binary and the
+# units.
+#
+#   hack/install.sh [--root DIR] [--binary PATH]
+#
+#   --root DIR      install under DIR instead of / (systemd is not told then)
+#   --binary PATH   the mirrorlet binary to install; default: `make build`
+#                   and bin/mirrorlet
+#
+# What goes where (under DIR):
+#   /usr/local/bin/mirrorlet
+#   /etc/systemd/system/mirrorlet.service, containerd-mirrorlet.service
+#   /etc/mirrorlet/config.yaml                  (kept if present)
+#   /etc/mirrorlet/containerd/config.toml       (kept if present)
+#   /etc/mirrorlet/manifests/                   static pod manifests
+#   /etc/mirrorlet/containerd/certs.d/          registry hosts.toml files
+#   /etc/mirrorlet/cni/net.d/                   CNI network config
+#   /usr/local/share/mirrorlet/rbac.yaml        for `kubectl apply -f`
+#   /usr/local/share/mirrorlet/cni/10-mirrorlet.conflist   example network
+set -euo pipefail
+
+say() { echo "install.sh: $*"; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+usage() {
+	cat >&2 <<'EOF'
+usage: hack/install.sh [--root DIR] [--binary PATH]
+  --root DIR      install under DIR instead of / (systemd is not told then)
+  --binary PATH   the mirrorlet binary to install; default: `make build`
+EOF
+	exit "${1:-2}"
+}
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=/
+binary=
+
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--root) [[ $# -ge 2 ]] || die "--root needs a directory"; root=$2; shift 2 ;;
+	--root=*) root=${1#--root=}; shift ;;
+	--binary) [[ $# -ge 2 ]] || die "--binary needs a path"; binary=$2; shift 2 ;;
+	--binary=*) binary=${1#--binary=}; shift ;;
+	-h | --help) usage 0 ;;
+	*) echo "install.sh: unknown argument $1" >&2; usage ;;
+	esac
+done
+
+[[ -n $root ]] || die "--root must not be empty"
+mkdir -p "$root"
+root=$(cd "$root" && pwd)
+if [[ $root == / ]]; then
+	[[ $(id -u) == 0 ]] || die "installing into / needs root; run it with sudo (or use --root DIR)"
+	prefix=
+else
+	prefix=$root
+fi
+
+if [[ -z $binary ]]; then
+	say "building mirrorlet (make build)"
+	make -C "$repo" --no-print-directory build
+	binary=$repo/bin/mirrorlet
+fi
+[[ -f $binary && -x $binary ]] || die "binary $binary does not exist or is not executable"
+
+# put SRC DEST MODE: install SRC as DEST, replacing it atomically (a running
+# binary cannot be written in place).
+put() {
+	local src=$1 dest=$2 mode=$3
+	mkdir -p "$(dirname "$dest")"
+	install -m "$mode" "$src" "$dest.tmp.$$"
+	mv -f "$dest.tmp.$$" "$dest"
+	say "installed ${dest#"$prefix"}"
+}
+
+# keep SRC DEST MODE: like put, but an existing DEST (maybe edited) stays.
+keep() {
+	local src=$1 dest=$2 mode=$3
+	if [[ -e $dest ]]; then
+		if cmp -s "$src" "$dest"; then
+			say "unchanged ${dest#"$prefix"}"
+		else
+			say "kept ${dest#"$prefix"} (edited or older; the shipped one is ${src#"$repo"/} in the source tree)"
+		fi
+		return 0
+	fi
+	put "$src" "$dest" "$mode"
+}
+
+put "$binary" "$prefix/usr/local/bin/mirrorlet" 0755
+for unit in mirrorlet.service containerd-mirrorlet.service; do
+	put "$repo/deploy/systemd/$unit" "$prefix/etc/systemd/system/$unit" 0644
+done
+keep "$repo/deploy/config/config.yaml" "$prefix/etc/mirrorlet/config.yaml" 0644
+keep "$repo/deploy/containerd/config.toml" "$prefix/etc/mirrorlet/containerd/config.toml" 0644
+for dir in manifests containerd/certs.d cni/net.d; do
+	if [[ ! -d $prefix/etc/mirrorlet/$dir ]]; then
+		install -d -m 0755 "$prefix/etc/mirrorlet/$dir"
+		say "created /etc/mirrorlet/$dir/"
+	fi
+done
+put "$repo/deploy/rbac/mirrorlet.yaml" "$prefix/usr/local/share/mirrorlet/rbac.yaml" 0644
+put "$repo/deploy/containerd/10-mirrorlet.conflist" "$prefix/usr/local/share/mirrorlet/cni/10-mirrorlet.conflist" 0644
+
+if [[ $root == / ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+	systemctl daemon-reload
+	say "reloaded systemd"
+elif [[ $root == / ]]; then
+	say "systemd is not running here: run \`systemctl daemon-reload\` where it runs"
+fi
+
+cat <<EOF
+
+Next steps:
+EOF
+if [[ ! -e $prefix/etc/mirrorlet/kubeconfig ]]; then
+	cat <<EOF
+  - Put a kubeconfig for this node at /etc/mirrorlet/kubeconfig (mode 0600),
+    for a user in group "mirrorlet:nodes" (e.g. "mirrorlet:<node>").
+EOF
+fi
+cat <<EOF
+  - Once per cluster, with cluster-admin rights, grant that group what
+    mirrorlet needs:
+      kubectl apply -f /usr/local/share/mirrorlet/rbac.yaml
+  - Check /etc/mirrorlet/config.yaml. The node name will be $(uname -n | tr '[:upper:]' '[:lower:]')-static,
+    never the kubelet's (\`systemctl edit mirrorlet\` to change it).
+  - Start it:
+      systemctl enable --now containerd-mirrorlet mirrorlet
+  - Put static pod manifests in /etc/mirrorlet/manifests.
+EOF

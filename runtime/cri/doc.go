@@ -1,0 +1,10 @@
+// Package cri runs mirrorlet's static pods on a CRI v1 container runtime
+// (containerd, CRI-O) over gRPC.
+//
+// Every sandbox and container it creates carries the labels in labels.go, so
+// that a restarted mirrorlet finds (adopts) what runs and never touches
+// sandboxes of other clients. Container logs go where the kubelet puts them,
+// /var/log/pods/<namespace>_<name>_<uid>/<container>/<attempt>.log, and
+// per-pod data (emptyDir volumes, termination-message files) lives under
+// <RootDir>/pods/<uid>.
+package cri

@@ -1,0 +1,270 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	// Endpoint is the CRI socket, "unix:///run/containerd/containerd.sock"
+	// (a bare absolute path is taken as a unix socket).
+	Endpoint string
+	// RootDir holds per-pod data: emptyDir volumes and termination-message
+	// files, under RootDir/pods/<uid>. Default /var/lib/mirrorlet.
+	RootDir string
+	// PodLogsDir is where container logs go. Default /var/log/pods.
+	PodLogsDir string
+	// NodeName and NodeIP fill the downward API (spec.nodeName,
+	// status.hostIP, and status.podIP of host-network pods).
+	NodeName string
+	NodeIP   string
+	// PollInterval is how often container states are polled for Changes.
+	// Default 1s.
+	PollInterval time.Duration
+	// CallTimeout bounds every CRI call but image pulls and stops.
+	// Default 2m (creating a container can be slow on a loaded node).
+	CallTimeout time.Duration
+	// PullTimeout bounds one image pull. Default 10m.
+	PullTimeout time.Duration
+	Log         logr.Logger
+}
+
+// Runtime is a mruntime.Runtime over a CRI v1 runtime service.
+type Runtime struct {
+	opts    Options
+	conn    *grpc.ClientConn
+	rt      runtimeapi.RuntimeServiceClient
+	img     runtimeapi.ImageServiceClient
+	changes chan types.UID
+
+	mu      sync.Mutex
+	name    string
+	version string
+	// statuses caches container statuses by ID; a container's status only
+	// changes with its state, so an entry is reused while the state matches.
+	statuses map[string]*runtimeapi.ContainerStatus
+	// ips caches sandbox IPs by sandbox ID (fixed for a sandbox's life).
+	ips map[string]string
+	// pollState is the last polled state of every managed container.
+	pollState map[string]pollEntry
+}
+
+type pollEntry struct {
+	uid   types.UID
+	state runtimeapi.ContainerState
+}
+
+var _ mruntime.Runtime = (*Runtime)(nil)
+
+// New connects to the CRI runtime at opts.Endpoint. The connection is made
+// lazily and re-made by gRPC after the runtime restarts, so New succeeds
+// while the runtime is down; Status tells whether it is up.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	if opts.RootDir == "" {
+		opts.RootDir = "/var/lib/mirrorlet"
+	}
+	if opts.PodLogsDir == "" {
+		opts.PodLogsDir = "/var/log/pods"
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 2 * time.Minute
+	}
+	if opts.PullTimeout <= 0 {
+		opts.PullTimeout = 10 * time.Minute
+	}
+	path, err := socketPath(opts.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("passthrough:///"+path,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to CRI runtime at %s: %w", opts.Endpoint, err)
+	}
+	r := &Runtime{
+		opts: opts, conn: conn,
+		rt:       runtimeapi.NewRuntimeServiceClient(conn),
+		img:      runtimeapi.NewImageServiceClient(conn),
+		changes:  make(chan types.UID, 256),
+		name:     guessName(path),
+		statuses: map[string]*runtimeapi.ContainerStatus{},
+		ips:      map[string]string{},
+	}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := r.Version(vctx); err != nil {
+		opts.Log.Info("CRI runtime not reachable yet; will keep trying", "endpoint", opts.Endpoint, "error", err.Error())
+	}
+	return r, nil
+}
+
+// socketPath returns the unix socket path of a CRI endpoint.
+func socketPath(endpoint string) (string, error) {
+	switch {
+	case strings.HasPrefix(endpoint, "unix://"):
+		p := strings.TrimPrefix(endpoint, "unix://")
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("container runtime endpoint %q: want unix:///absolute/path", endpoint)
+		}
+		return p, nil
+	case strings.HasPrefix(endpoint, "/"):
+		return endpoint, nil
+	default:
+		return "", fmt.Errorf("container runtime endpoint %q: only unix sockets are supported (unix:///path)", endpoint)
+	}
+}
+
+func guessName(path string) string {
+	switch {
+	case strings.Contains(path, "containerd"):
+		return "containerd"
+	case strings.Contains(path, "crio"):
+		return "cri-o"
+	default:
+		return "cri"
+	}
+}
+
+// Run polls container states and reports changes on Changes until ctx ends.
+// It is what notices a container exiting or being killed from outside.
+func (r *Runtime) Run(ctx context.Context) {
+	t := time.NewTicker(r.opts.PollInterval)
+	defer t.Stop()
+	for {
+		r.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close closes the connection.
+func (r *Runtime) Close() error { return r.conn.Close() }
+
+func (r *Runtime) poll(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
+	defer cancel()
+	resp, err := r.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{LabelSelector: managedSelector()}})
+	if err != nil {
+		return
+	}
+	next := make(map[string]pollEntry, len(resp.Containers))
+	changed := map[types.UID]bool{}
+	r.mu.Lock()
+	first := r.pollState == nil
+	for _, c := range resp.Containers {
+		e := pollEntry{uid: types.UID(c.Labels[LabelPodUID]), state: c.State}
+		next[c.Id] = e
+		if old, ok := r.pollState[c.Id]; !first && (!ok || old.state != e.state) {
+			changed[e.uid] = true
+		}
+	}
+	for id, old := range r.pollState {
+		if _, ok := next[id]; !ok {
+			changed[old.uid] = true
+		}
+	}
+	r.pollState = next
+	r.mu.Unlock()
+	for uid := range changed {
+		select {
+		case r.changes <- uid:
+		default:
+		}
+	}
+}
+
+// Name implements mruntime.Runtime: the runtime's own name once known
+// ("containerd"), else a guess from the endpoint.
+func (r *Runtime) Name() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.name
+}
+
+// Version returns "<name>://<version>" as the runtime reports it, e.g.
+// "containerd://1.6.20".
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	resp, err := r.rt.Version(ctx, &runtimeapi.VersionRequest{Version: "v1"})
+	if err != nil {
+		return "", fmt.Errorf("asking CRI runtime %s for its version: %w", r.opts.Endpoint, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.name, r.version = resp.RuntimeName, resp.RuntimeVersion
+	return r.name + "://" + r.version, nil
+}
+
+// Status implements mruntime.Runtime.
+func (r *Runtime) Status(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := r.rt.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return fmt.Errorf("CRI runtime %s: %w", r.opts.Endpoint, err)
+	}
+	for _, c := range resp.GetStatus().GetConditions() {
+		if c.Type == runtimeapi.RuntimeReady && !c.Status {
+			return fmt.Errorf("CRI runtime %s not ready: %s %s", r.opts.Endpoint, c.Reason, c.Message)
+		}
+	}
+	r.mu.Lock()
+	known := r.version != ""
+	r.mu.Unlock()
+	if !known {
+		_, _ = r.Version(ctx)
+	}
+	return nil
+}
+
+// Changes implements mruntime.Runtime; Run must be running for it to report.
+func (r *Runtime) Changes() <-chan types.UID { return r.changes }
+
+func (r *Runtime) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.opts.CallTimeout)
+}
+
+// isNotFound reports whether err is the runtime saying an object is gone.
+func isNotFound(err error) bool {
+	if status.Code(err) == codes.NotFound {
+		return true
+	}
+	// containerd 1.6 answers some calls on missing objects with Unknown and
+	// a message instead of NotFound.
+	return err != nil && strings.Contains(err.Error(), "not found")
+}
+
+// wrapNotFound turns a runtime's not-found answer into mruntime.ErrNotFound.
+func wrapNotFound(err error) error {
+	if isNotFound(err) && !errors.Is(err, mruntime.ErrNotFound) {
+		return fmt.Errorf("%w: %w", mruntime.ErrNotFound, err)
+	}
+	return err
+}

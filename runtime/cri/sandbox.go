@@ -1,0 +1,254 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RunSandbox implements mruntime.Runtime.
+func (r *Runtime) RunSandbox(ctx context.Context, pod *corev1.Pod) (string, error) {
+	ctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	attempt, err := r.nextSandboxAttempt(ctx, string(pod.UID))
+	if err != nil {
+		return "", err
+	}
+	cfg, err := r.sandboxConfig(pod, attempt)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return "", fmt.Errorf("creating pod log directory: %w", err)
+	}
+	if err := os.MkdirAll(r.podDir(string(pod.UID)), 0o750); err != nil {
+		return "", fmt.Errorf("creating pod directory: %w", err)
+	}
+	resp, err := r.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return "", fmt.Errorf("running pod sandbox: %w", err)
+	}
+	return resp.PodSandboxId, nil
+}
+
+// nextSandboxAttempt returns one more than the highest sandbox attempt of
+// the pod: the runtime refuses two sandboxes with the same metadata.
+func (r *Runtime) nextSandboxAttempt(ctx context.Context, uid string) (uint32, error) {
+	resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
+		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelManaged: "true", LabelPodUID: uid}}})
+	if err != nil {
+		return 0, fmt.Errorf("listing pod sandboxes: %w", err)
+	}
+	var next uint32
+	for _, sb := range resp.Items {
+		if a := sb.GetMetadata().GetAttempt(); a >= next {
+			next = a + 1
+		}
+	}
+	return next, nil
+}
+
+func (r *Runtime) podDir(uid string) string { return filepath.Join(r.opts.RootDir, "pods", uid) }
+
+func (r *Runtime) podLogDir(pod *corev1.Pod) string {
+	return filepath.Join(r.opts.PodLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+}
+
+func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) { //nolint:unparam // error kept for future checks
+	spec := &pod.Spec
+	hostname := spec.Hostname
+	if hostname == "" {
+		hostname = pod.Name
+	}
+	if spec.HostNetwork {
+		// The host's UTS namespace: the runtime must not set a hostname.
+		hostname = ""
+	}
+	if len(hostname) > 63 {
+		hostname = hostname[:63]
+	}
+	annotations := map[string]string{}
+	for k, v := range pod.Annotations {
+		annotations[k] = v
+	}
+	if g := spec.TerminationGracePeriodSeconds; g != nil {
+		annotations[AnnotationGrace] = strconv.FormatInt(*g, 10)
+	}
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
+		Hostname:     hostname,
+		LogDirectory: r.podLogDir(pod),
+		Labels:       podLabels(string(pod.UID), pod.Namespace, pod.Name),
+		Annotations:  annotations,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			SecurityContext: sandboxSecurity(spec),
+		},
+	}
+	if spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig != nil {
+		cfg.DnsConfig = &runtimeapi.DNSConfig{Servers: spec.DNSConfig.Nameservers, Searches: spec.DNSConfig.Searches}
+		for _, o := range spec.DNSConfig.Options {
+			opt := o.Name
+			if o.Value != nil {
+				opt += ":" + *o.Value
+			}
+			cfg.DnsConfig.Options = append(cfg.DnsConfig.Options, opt)
+		}
+	}
+	if sc := spec.SecurityContext; sc != nil && len(sc.Sysctls) > 0 {
+		cfg.Linux.Sysctls = map[string]string{}
+		for _, s := range sc.Sysctls {
+			cfg.Linux.Sysctls[s.Name] = s.Value
+		}
+	}
+	if !spec.HostNetwork {
+		for _, c := range allContainers(spec) {
+			for _, p := range c.Ports {
+				if p.HostPort == 0 {
+					continue
+				}
+				cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
+					Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+			}
+		}
+	}
+	return cfg, nil
+}
+
+func protocol(p corev1.Protocol) runtimeapi.Protocol {
+	switch p {
+	case corev1.ProtocolUDP:
+		return runtimeapi.Protocol_UDP
+	case corev1.ProtocolSCTP:
+		return runtimeapi.Protocol_SCTP
+	default:
+		return runtimeapi.Protocol_TCP
+	}
+}
+
+func allContainers(spec *corev1.PodSpec) []corev1.Container {
+	return append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
+}
+
+func namespaces(spec *corev1.PodSpec) *runtimeapi.NamespaceOption {
+	ns := &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_POD, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}
+	if spec.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if spec.HostPID {
+		ns.Pid = runtimeapi.NamespaceMode_NODE
+	} else if spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace {
+		ns.Pid = runtimeapi.NamespaceMode_POD
+	}
+	if spec.HostIPC {
+		ns.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	return ns
+}
+
+func sandboxSecurity(spec *corev1.PodSpec) *runtimeapi.LinuxSandboxSecurityContext {
+	sc := &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(spec)}
+	for _, c := range allContainers(spec) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			sc.Privileged = true
+		}
+	}
+	if psc := spec.SecurityContext; psc != nil {
+		if psc.RunAsUser != nil {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: *psc.RunAsUser}
+		}
+		if psc.RunAsGroup != nil {
+			sc.RunAsGroup = &runtimeapi.Int64Value{Value: *psc.RunAsGroup}
+		}
+		sc.SupplementalGroups = supplementalGroups(psc)
+		if o := psc.SELinuxOptions; o != nil {
+			sc.SelinuxOptions = &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
+		}
+	}
+	return sc
+}
+
+func supplementalGroups(psc *corev1.PodSecurityContext) []int64 {
+	groups := append([]int64{}, psc.SupplementalGroups...)
+	if psc.FSGroup != nil {
+		groups = append(groups, *psc.FSGroup)
+	}
+	return groups
+}
+
+// StopPod implements mruntime.Runtime.
+func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Duration) error {
+	lctx, cancel := r.callCtx(ctx)
+	sbs, err := r.rt.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{
+		Filter: &runtimeapi.PodSandboxFilter{Id: sandboxID}})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("finding sandbox %s: %w", sandboxID, err)
+	}
+	cs, err := r.rt.ListContainers(lctx, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{PodSandboxId: sandboxID}})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("listing containers of sandbox %s: %w", sandboxID, err)
+	}
+	if len(sbs.Items) == 0 {
+		return nil
+	}
+	sb := sbs.Items[0]
+	var wg sync.WaitGroup
+	errs := make([]error, len(cs.Containers))
+	for i, c := range cs.Containers {
+		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.StopContainer(ctx, c.Id, grace)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	cctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	if _, err := r.rt.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("stopping sandbox %s: %w", sandboxID, err)
+	}
+	if _, err := r.rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("removing sandbox %s: %w", sandboxID, err)
+	}
+	return r.removePodDataIfUnused(cctx, sb)
+}
+
+// removePodDataIfUnused removes the pod's data and log directories once no
+// sandbox of the same pod UID is left.
+func (r *Runtime) removePodDataIfUnused(ctx context.Context, sb *runtimeapi.PodSandbox) error {
+	uid := sb.Labels[LabelPodUID]
+	if uid == "" {
+		return nil
+	}
+	resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
+		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelManaged: "true", LabelPodUID: uid}}})
+	if err != nil || len(resp.Items) > 0 {
+		return nil //nolint:nilerr // data is kept when in doubt
+	}
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name, pod.UID = sb.Labels[LabelPodNamespace], sb.Labels[LabelPodName], types.UID(uid)
+	for _, dir := range []string{r.podDir(uid), r.podLogDir(pod)} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing %s: %w", dir, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package deploy
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app/sdnotify"
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/config"
+)
+
+// tomlString returns the string value of key in [section] of a TOML text
+// (enough for our flat containerd config; no TOML library needed).
+func tomlString(t *testing.T, text, section, key string) string {
+	t.Helper()
+	in := false
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(key) + `\s*=\s*"([^"]*)"`)
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			in = line == "["+section+"]"
+			continue
+		}
+		if m := re.FindStringSubmatch(line); in && m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("no %s in [%s]", key, section)
+	return ""
+}
+
+// unitValue returns the value of the last Key= line of a unit file.
+func unitValue(text, key string) string {
+	v := ""
+	for _, line := range strings.Split(text, "\n") {
+		if after, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			v = after
+		}
+	}
+	return v
+}
+
+// TestConfigFile loads deploy/config/config.yaml with mirrorlet's loader and
+// checks that it, the units, install.sh and the containerd config agree.
+func TestConfigFile(t *testing.T) {
+	c, err := config.Load(path("deploy/config/config.yaml"))
+	if err != nil {
+		t.Fatalf("deploy/config/config.yaml does not load: %v", err)
+	}
+	if errs := config.Validate(c); len(errs) > 0 {
+		t.Fatalf("deploy/config/config.yaml: %v", errs.ToAggregate())
+	}
+	ctrd := read(t, "deploy/containerd/config.toml")
+	sock := tomlString(t, ctrd, "grpc", "address")
+	for _, tc := range []struct{ field, got, want string }{
+		{"containerRuntimeEndpoint", c.ContainerRuntimeEndpoint, "unix://" + sock},
+		{"staticPodPath", c.StaticPodPath, "/etc/mirrorlet/manifests"},
+		{"kubeconfig", c.Kubeconfig, "/etc/mirrorlet/kubeconfig"},
+		{"nodeName (the unit sets it)", c.NodeName, ""},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.field, tc.got, tc.want)
+		}
+	}
+	if c.PodLogsDir == "/var/log/pods" {
+		t.Errorf("podLogsDir is /var/log/pods, where a kubelet removes the logs of pods it does not know")
+	}
+}
+
+func TestUnits(t *testing.T) {
+	m := read(t, "deploy/systemd/mirrorlet.service")
+	execStart := unitValue(m, "ExecStart")
+	for _, want := range []string{"/usr/local/bin/mirrorlet ", "--config=/etc/mirrorlet/config.yaml", "--node-name="} {
+		if !strings.Contains(execStart, want) {
+			t.Errorf("mirrorlet.service ExecStart=%s lacks %q", execStart, want)
+		}
+	}
+	for key, want := range map[string]string{"Type": "notify", "Restart": "always", "KillMode": "process"} {
+		if got := unitValue(m, key); got != want {
+			t.Errorf("mirrorlet.service %s=%s, want %s", key, got, want)
+		}
+	}
+	start, err := time.ParseDuration(unitValue(m, "TimeoutStartSec") + "s")
+	if err != nil || start <= sdnotify.DefaultMaxAPIWait {
+		t.Errorf("mirrorlet.service TimeoutStartSec=%s must exceed sdnotify.DefaultMaxAPIWait (%s), the longest READY=1 waits for the API", unitValue(m, "TimeoutStartSec"), sdnotify.DefaultMaxAPIWait)
+	}
+	for _, opt := range []string{"PrivateTmp", "ProtectKernelModules", "ProtectKernelLogs"} {
+		if unitValue(m, opt) != "" {
+			t.Errorf("mirrorlet.service sets %s=: it hides host paths that hostPath volumes are checked against", opt)
+		}
+	}
+	if v := unitValue(m, "ProtectSystem"); v == "full" || v == "strict" {
+		t.Errorf("mirrorlet.service ProtectSystem=%s makes /etc read-only: DirectoryOrCreate hostPaths there fail", v)
+	}
+
+	c := read(t, "deploy/systemd/containerd-mirrorlet.service")
+	if got := unitValue(c, "ExecStart"); got != "/usr/bin/containerd --config /etc/mirrorlet/containerd/config.toml" {
+		t.Errorf("containerd-mirrorlet.service ExecStart=%s", got)
+	}
+	for key, want := range map[string]string{"Type": "notify", "Delegate": "yes", "KillMode": "process", "Restart": "always"} {
+		if got := unitValue(c, key); got != want {
+			t.Errorf("containerd-mirrorlet.service %s=%s, want %s", key, got, want)
+		}
+	}
+}
+
+// TestUnitFlags checks that the flags mirrorlet.service passes exist.
+func TestUnitFlags(t *testing.T) {
+	out, err := command(repo, nil, binary(t), "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range strings.Fields(unitValue(read(t, "deploy/systemd/mirrorlet.service"), "ExecStart"))[1:] {
+		name, _, _ := strings.Cut(arg, "=")
+		if !strings.Contains(out, "  "+name+" ") {
+			t.Errorf("mirrorlet.service passes %s, which `mirrorlet --help` does not list", name)
+		}
+	}
+}
+
+// TestContainerdConfig loads deploy/containerd/config.toml with the
+// containerd that Debian ships (`containerd config dump` merges it with the
+// defaults and fails on a malformed file).
+func TestContainerdConfig(t *testing.T) {
+	ctrd, err := exec.LookPath("containerd")
+	if err != nil {
+		t.Skip("containerd not found (Debian package containerd): config not loaded")
+	}
+	out, err := command(repo, nil, ctrd, "--config", path("deploy/containerd/config.toml"), "config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cri := `plugins."io.containerd.grpc.v1.cri"`
+	for _, tc := range []struct{ section, key, want string }{
+		{"", "root", "/var/lib/containerd-mirrorlet"},
+		{"", "state", "/run/containerd-mirrorlet"},
+		{"grpc", "address", "/run/containerd-mirrorlet/containerd.sock"},
+		{"ttrpc", "address", "/run/containerd-mirrorlet/containerd.sock.ttrpc"},
+		{"debug", "address", ""},
+		{"metrics", "address", ""},
+		{cri, "sandbox_image", "registry.k8s.io/pause:3.10"},
+		{cri + ".cni", "bin_dir", "/usr/lib/cni"},
+		{cri + ".cni", "conf_dir", "/etc/mirrorlet/cni/net.d"},
+		{cri + ".registry", "config_path", "/etc/mirrorlet/containerd/certs.d"},
+	} {
+		if got := dumped(t, out, tc.section, tc.key); got != tc.want {
+			t.Errorf("containerd config [%s] %s = %q, want %q", tc.section, tc.key, got, tc.want)
+		}
+	}
+}
+
+// dumped returns a string value of `containerd config dump` output; section
+// "" is the top level, before any table.
+func dumped(t *testing.T, text, section, key string) string {
+	t.Helper()
+	if section != "" {
+		return tomlString(t, text, section, key)
+	}
+	before, _, _ := strings.Cut(text, "\n[")
+	return tomlString(t, "[top]\n"+before, "top", key)
+}

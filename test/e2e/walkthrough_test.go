@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// webPod is a host-network static pod running the test web server on port.
+func webPod(name string, port int, args ...string) *corev1.Pod {
+	return &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"role": "myrole"}},
+		Spec: corev1.PodSpec{
+			HostNetwork: true,
+			Containers: []corev1.Container{{
+				Name:  "web",
+				Image: registry.Ref("webserver"),
+				Args:  append([]string{"--port", fmt.Sprint(port)}, args...),
+				Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: int32(port)}},
+			}},
+		},
+	}
+}
+
+// TestSeedWalkthrough is the walkthrough a new user follows: a web server
+// static pod from a manifest file, its mirror in kubectl, the mirror
+// deleted and back while the server never stops, the container killed on
+// the node and restarted, the manifest moved out and back.
+func TestSeedWalkthrough(t *testing.T) {
+	n := startNode(t)
+	port := freePort(t)
+	n.writeManifest("static-web.yaml", webPod("static-web", port, "--message", "hello from a static pod"))
+
+	m := n.waitRunning("static-web", 2*time.Minute)
+	out := kubectlOut(t, "get", "pods", "-l", "role=myrole", "--field-selector", "spec.nodeName="+n.name)
+	if !strings.Contains(out, n.mirrorName("static-web")) || !strings.Contains(out, "Running") {
+		t.Fatalf("kubectl get pods does not show %s Running:\n%s", n.mirrorName("static-web"), out)
+	}
+	eventually(t, 30*time.Second, "the server answering on the node", func() bool {
+		body, err := get(port, "/")
+		return err == nil && strings.Contains(body, "hello from a static pod")
+	})
+	firstBody, _ := get(port, "/")
+
+	// Deleting the mirror never stops the pod; the mirror comes back.
+	kubectlOut(t, "delete", "pod", n.mirrorName("static-web"), "--wait=false")
+	eventually(t, 30*time.Second, "the mirror to be recreated", func() bool {
+		if _, err := get(port, "/"); err != nil {
+			t.Fatalf("the server stopped answering after the mirror was deleted: %v", err)
+		}
+		now := n.mirror("static-web")
+		return now != nil && now.UID != m.UID && now.DeletionTimestamp == nil
+	})
+	if body, err := get(port, "/"); err != nil || body != firstBody {
+		t.Fatalf("the server changed after the mirror was deleted (same pid expected): %q then %q (%v)", firstBody, body, err)
+	}
+	m = n.waitRunning("static-web", 30*time.Second)
+	if rc := m.Status.ContainerStatuses[0].RestartCount; rc != 0 {
+		t.Fatalf("restartCount = %d after deleting the mirror, want 0", rc)
+	}
+
+	// The container is killed on the node: it is restarted, restartCount goes up.
+	id := containerID(m.Status.ContainerStatuses[0].ContainerID)
+	ctr(t, "tasks", "kill", "-s", "SIGKILL", id)
+	eventually(t, time.Minute, "restartCount 1 and the server back", func() bool {
+		m = n.mirror("static-web")
+		if m == nil || len(m.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		cs := m.Status.ContainerStatuses[0]
+		_, err := get(port, "/")
+		return cs.RestartCount == 1 && cs.Ready && err == nil
+	})
+	cs := m.Status.ContainerStatuses[0]
+	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 137 {
+		t.Fatalf("lastState = %+v, want terminated with exit code 137", cs.LastTerminationState)
+	}
+	if containerID(cs.ContainerID) == id {
+		t.Fatalf("containerID unchanged after the restart")
+	}
+
+	// Manifest moved out: the container stops and the mirror goes.
+	parked := filepath.Join(n.dir, "static-web.yaml")
+	if err := os.Rename(filepath.Join(n.manifests, "static-web.yaml"), parked); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the server to stop, the mirror and the sandbox to go", func() bool {
+		_, err := get(port, "/")
+		return err != nil && n.mirror("static-web") == nil && len(n.runtimePods()) == 0
+	})
+
+	// Moved back: both return.
+	if err := os.Rename(parked, filepath.Join(n.manifests, "static-web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	n.waitRunning("static-web", time.Minute)
+	eventually(t, 30*time.Second, "the server answering again", func() bool {
+		_, err := get(port, "/")
+		return err == nil
+	})
+}
+
+// TestMirrorStatusShowsTheNode checks the mirror's status the way a user
+// reads it: node, host IP, pod IP of a host-network pod, image.
+func TestMirrorStatusShowsTheNode(t *testing.T) {
+	n := startNode(t)
+	port := freePort(t)
+	n.writeManifest("web.yaml", webPod("web", port))
+	m := n.waitRunning("web", 2*time.Minute)
+	if m.Spec.NodeName != n.name {
+		t.Errorf("spec.nodeName = %q, want %q", m.Spec.NodeName, n.name)
+	}
+	if m.Status.PodIP == "" || m.Status.PodIP != m.Status.HostIP {
+		t.Errorf("host-network pod: podIP %q, hostIP %q; want both the node's IP", m.Status.PodIP, m.Status.HostIP)
+	}
+	cs := m.Status.ContainerStatuses[0]
+	if cs.Image != registry.Ref("webserver") || !strings.HasPrefix(cs.ImageID, "sha256:") && !strings.Contains(cs.ImageID, "@sha256:") {
+		t.Errorf("image %q imageID %q; want the manifest's image and its digest", cs.Image, cs.ImageID)
+	}
+	if !strings.HasPrefix(cs.ContainerID, "containerd://") {
+		t.Errorf("containerID %q, want containerd://...", cs.ContainerID)
+	}
+	if cs.State.Running == nil || cs.Started == nil || !*cs.Started {
+		t.Errorf("state %+v started %v, want running and started", cs.State, cs.Started)
+	}
+	var node corev1.Node
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: n.name}, &node); err != nil {
+		t.Fatal(err)
+	}
+	if v := node.Status.NodeInfo.ContainerRuntimeVersion; !strings.HasPrefix(v, "containerd://1.") {
+		t.Errorf("nodeInfo.containerRuntimeVersion = %q, want containerd://<its version>", v)
+	}
+}
