@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # hack/demo.sh up|down — runs mirrorlet for real on this machine: a local
-# kube-apiserver + etcd (built by hack/build-envtest.sh), mirrorlet, and the
-# example static pod from deploy/examples/manifests. Everything lives under
-# $MIRRORLET_DEMO_DIR (default /tmp/mirrorlet-demo); `down` stops it by pid
-# and removes that folder.
+# kube-apiserver + etcd (built by hack/build-envtest.sh), a private
+# containerd (hack/containerd.sh), a local registry on 127.0.0.1 serving
+# images built from test/images, mirrorlet, and the example static pod from
+# deploy/examples/manifests. Everything lives under $MIRRORLET_DEMO_DIR
+# (default /tmp/mirrorlet-demo); `down` stops it by pid, unmounts and
+# removes that folder.
 #
-# MIRRORLET_DEMO_RUNTIME selects the container runtime: "fake" (default, the
-# in-memory runtime: mirrors and status are real, containers are not).
+# MIRRORLET_DEMO_RUNTIME selects the container runtime: "containerd"
+# (default; needs root) or "fake" (the in-memory runtime: mirrors and status
+# are real, containers are not; no root needed).
+# MIRRORLET_DEMO_REGISTRY is the registry address (default 127.0.0.1:5000).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${MIRRORLET_DEMO_DIR:-/tmp/mirrorlet-demo}
 NODE=${MIRRORLET_DEMO_NODE:-demo-node}
-RUNTIME=${MIRRORLET_DEMO_RUNTIME:-fake}
+RUNTIME=${MIRRORLET_DEMO_RUNTIME:-containerd}
+REGISTRY=${MIRRORLET_DEMO_REGISTRY:-127.0.0.1:5000}
 
 log() { echo "demo: $*" >&2; }
 
@@ -64,12 +69,21 @@ up() {
     log "already up (state in $DIR); run 'make demo-down' first"
     exit 1
   fi
+  if [[ $RUNTIME == containerd ]]; then
+    if [[ $(id -u) != 0 ]]; then
+      log "the demo runs real containers and needs root (namespaces, cgroups, mounts): run 'sudo make demo'"
+      log "(or MIRRORLET_DEMO_RUNTIME=fake make demo for mirrors without containers)"
+      exit 1
+    fi
+    "$ROOT/hack/containerd.sh" install
+  fi
   mkdir -p "$DIR/bin" "$DIR/manifests"
   log "building mirrorlet and the local API server (the first run builds kube-apiserver, etcd and kubectl: minutes)"
   ASSETS=$("$ROOT/hack/build-envtest.sh")
   KUBECTL="$ASSETS/kubectl"
   (cd "$ROOT" && make -s build && cp bin/mirrorlet "$DIR/bin/" &&
-    go build -o "$DIR/bin/localcluster" ./test/tools/localcluster)
+    go build -o "$DIR/bin/localcluster" ./test/tools/localcluster &&
+    go build -o "$DIR/bin/testregistry" ./test/images/cmd/testregistry)
   ln -sf "$KUBECTL" "$DIR/bin/kubectl"
 
   log "starting kube-apiserver and etcd"
@@ -80,33 +94,56 @@ up() {
   local endpoint
   case $RUNTIME in
   fake) endpoint=fake:// ;;
-  *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME"; exit 1 ;;
+  containerd)
+    log "building the example images and serving them from a local registry on $REGISTRY"
+    start registry "$DIR/bin/testregistry" --addr "$REGISTRY" --ready-file "$DIR/registry.ready"
+    wait_for 120 "the registry" registry test -s "$DIR/registry.ready"
+    log "starting a private containerd (state in $DIR/containerd)"
+    endpoint="unix://$("$ROOT/hack/containerd.sh" start "$DIR/containerd" "$REGISTRY")"
+    ;;
+  *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME (containerd or fake)"; exit 1 ;;
   esac
-  cp "$ROOT/deploy/examples/manifests/static-web.yaml" "$DIR/manifests/"
+  sed "s#127.0.0.1:5000#$REGISTRY#" "$ROOT/deploy/examples/manifests/static-web.yaml" >"$DIR/manifests/static-web.yaml"
   log "starting mirrorlet (node $NODE, runtime $endpoint)"
   start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/kubeconfig" --node-name "$NODE" \
     --pod-manifest-path "$DIR/manifests" --container-runtime-endpoint "$endpoint" \
+    --root-dir "$DIR/root" --pod-logs-dir "$DIR/logs" \
     --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
-  wait_for 60 "the mirror pod static-web-$NODE to be Running" mirrorlet pod_running
+  wait_for 120 "the mirror pod static-web-$NODE to be Running" mirrorlet pod_running
   "$KUBECTL" get pods -l role=myrole -o wide
+  if [[ $RUNTIME == containerd ]]; then
+    wait_for 30 "the web server to answer on :8080" mirrorlet curl -sf http://127.0.0.1:8080/
+    log "the static pod answers on the node: $(curl -s http://127.0.0.1:8080/)"
+  fi
   cat <<EOT
 
 mirrorlet is running (log: $DIR/mirrorlet.log). Try:
 
   export KUBECONFIG=$DIR/kubeconfig PATH=$DIR/bin:\$PATH
   kubectl get pods -l role=myrole                      # the mirror: static-web-$NODE
-  kubectl delete pod static-web-$NODE                  # it comes back at once
+  curl localhost:8080                                  # the static pod, served on the node
+  kubectl delete pod static-web-$NODE                  # it comes back at once; the server never stops
   sed -i 's/role: myrole/role: myrole\n    tier: web/' $DIR/manifests/static-web.yaml
   kubectl get pods -l tier=web                         # labels follow the manifest, no restart
+  sed -i 's/hello from a static pod/hello again/' $DIR/manifests/static-web.yaml
+  curl localhost:8080                                  # a spec edit replaces the container
+  mirrorlet logs static-web --node-name $NODE --pod-logs-dir $DIR/logs -f
+                                                       # container logs, read on the node
   mv $DIR/manifests/static-web.yaml $DIR/              # the pod stops, the mirror goes
   kubectl get nodes                                    # $NODE, registered by mirrorlet
 
+(kubectl logs/exec need a kubelet API, which mirrorlet does not serve: use mirrorlet logs.)
 Stop everything with: make demo-down
 EOT
 }
 
 down() {
   stop_pid "$DIR/mirrorlet.pid"
+  # Stopping containerd kills the containers it runs and unmounts their state.
+  if [[ -d $DIR/containerd ]]; then
+    "$ROOT/hack/containerd.sh" stop "$DIR/containerd"
+  fi
+  stop_pid "$DIR/registry.pid"
   stop_pid "$DIR/localcluster.pid"
   rm -rf "$DIR"
   log "stopped and removed $DIR"

@@ -22,10 +22,7 @@ const minGrace = 2 * time.Second
 
 // StartContainer implements mruntime.Runtime.
 func (r *Runtime) StartContainer(ctx context.Context, pod *corev1.Pod, sandboxID string, c *corev1.Container, attempt uint32) (string, error) {
-	sbCfg, err := r.sandboxConfig(pod, 0)
-	if err != nil {
-		return "", err
-	}
+	sbCfg := r.sandboxConfig(pod, 0)
 	image, err := r.ensureImage(ctx, c, sbCfg)
 	if err != nil {
 		return "", err
@@ -85,8 +82,11 @@ func (r *Runtime) ensureImage(ctx context.Context, c *corev1.Container, sb *runt
 		return nil, fmt.Errorf("%w: pulling image %q: %w", mruntime.ErrImagePull, c.Image, err)
 	}
 	st, err = r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}})
-	if err != nil || st.GetImage() == nil {
-		return nil, fmt.Errorf("%w: image %q pulled as %s but not found: %v", mruntime.ErrImagePull, c.Image, pulled.ImageRef, err)
+	if err != nil {
+		return nil, fmt.Errorf("%w: image %q pulled as %s: %w", mruntime.ErrImagePull, c.Image, pulled.ImageRef, err)
+	}
+	if st.GetImage() == nil {
+		return nil, fmt.Errorf("%w: image %q pulled as %s but not found", mruntime.ErrImagePull, c.Image, pulled.ImageRef)
 	}
 	return &pulledImage{ref: pulled.ImageRef, status: st.Image}, nil
 }

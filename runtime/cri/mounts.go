@@ -112,32 +112,14 @@ func checkHostPath(h *corev1.HostPathVolumeSource) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("hostPath %s: %w", h.Path, err)
 	}
+	if !exists {
+		fi = nil
+	}
 	switch typ {
 	case corev1.HostPathUnset:
 		return nil
-	case corev1.HostPathDirectoryOrCreate:
-		if !exists {
-			return mkdirHostPath(h.Path)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("hostPath %s: is not a directory", h.Path)
-		}
-		return nil
-	case corev1.HostPathFileOrCreate:
-		if !exists {
-			if err := mkdirHostPath(filepath.Dir(h.Path)); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(h.Path, os.O_CREATE|os.O_WRONLY, 0o644)
-			if err != nil {
-				return fmt.Errorf("hostPath %s: creating file: %w", h.Path, err)
-			}
-			return f.Close()
-		}
-		if fi.IsDir() {
-			return fmt.Errorf("hostPath %s: is a directory, type says FileOrCreate", h.Path)
-		}
-		return nil
+	case corev1.HostPathDirectoryOrCreate, corev1.HostPathFileOrCreate:
+		return createHostPath(h.Path, typ, fi)
 	}
 	if !exists {
 		return fmt.Errorf("hostPath %s: does not exist (type %s)", h.Path, typ)
@@ -155,6 +137,30 @@ func checkHostPath(h *corev1.HostPathVolumeSource) error {
 	}
 	if !check(fi.Mode()) {
 		return fmt.Errorf("hostPath %s: is not a %s", h.Path, strings.ToLower(string(typ)))
+	}
+	return nil
+}
+
+// createHostPath creates a missing DirectoryOrCreate or FileOrCreate
+// hostPath (fi is nil when it is missing) or checks what is there.
+func createHostPath(path string, typ corev1.HostPathType, fi fs.FileInfo) error {
+	wantDir := typ == corev1.HostPathDirectoryOrCreate
+	switch {
+	case fi == nil && wantDir:
+		return mkdirHostPath(path)
+	case fi == nil:
+		if err := mkdirHostPath(filepath.Dir(path)); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("hostPath %s: creating file: %w", path, err)
+		}
+		return f.Close()
+	case wantDir && !fi.IsDir():
+		return fmt.Errorf("hostPath %s: is not a directory", path)
+	case !wantDir && fi.IsDir():
+		return fmt.Errorf("hostPath %s: is a directory, type says FileOrCreate", path)
 	}
 	return nil
 }

@@ -23,10 +23,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, pod *corev1.Pod) (string, erro
 	if err != nil {
 		return "", err
 	}
-	cfg, err := r.sandboxConfig(pod, attempt)
-	if err != nil {
-		return "", err
-	}
+	cfg := r.sandboxConfig(pod, attempt)
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", fmt.Errorf("creating pod log directory: %w", err)
 	}
@@ -63,7 +60,7 @@ func (r *Runtime) podLogDir(pod *corev1.Pod) string {
 	return filepath.Join(r.opts.PodLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
 }
 
-func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) { //nolint:unparam // error kept for future checks
+func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {
 	spec := &pod.Spec
 	hostname := spec.Hostname
 	if hostname == "" {
@@ -89,19 +86,11 @@ func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.Po
 		LogDirectory: r.podLogDir(pod),
 		Labels:       podLabels(string(pod.UID), pod.Namespace, pod.Name),
 		Annotations:  annotations,
+		DnsConfig:    dnsConfig(spec),
+		PortMappings: portMappings(spec),
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			SecurityContext: sandboxSecurity(spec),
 		},
-	}
-	if spec.DNSPolicy == corev1.DNSNone && spec.DNSConfig != nil {
-		cfg.DnsConfig = &runtimeapi.DNSConfig{Servers: spec.DNSConfig.Nameservers, Searches: spec.DNSConfig.Searches}
-		for _, o := range spec.DNSConfig.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			cfg.DnsConfig.Options = append(cfg.DnsConfig.Options, opt)
-		}
 	}
 	if sc := spec.SecurityContext; sc != nil && len(sc.Sysctls) > 0 {
 		cfg.Linux.Sysctls = map[string]string{}
@@ -109,18 +98,42 @@ func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.Po
 			cfg.Linux.Sysctls[s.Name] = s.Value
 		}
 	}
-	if !spec.HostNetwork {
-		for _, c := range allContainers(spec) {
-			for _, p := range c.Ports {
-				if p.HostPort == 0 {
-					continue
-				}
-				cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
-					Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+	return cfg
+}
+
+// dnsConfig is the pod's own DNS settings under dnsPolicy None; otherwise
+// nil, and the runtime gives the pod the host's resolv.conf.
+func dnsConfig(spec *corev1.PodSpec) *runtimeapi.DNSConfig {
+	if spec.DNSPolicy != corev1.DNSNone || spec.DNSConfig == nil {
+		return nil
+	}
+	out := &runtimeapi.DNSConfig{Servers: spec.DNSConfig.Nameservers, Searches: spec.DNSConfig.Searches}
+	for _, o := range spec.DNSConfig.Options {
+		opt := o.Name
+		if o.Value != nil {
+			opt += ":" + *o.Value
+		}
+		out.Options = append(out.Options, opt)
+	}
+	return out
+}
+
+// portMappings are the hostPorts of a pod with its own network.
+func portMappings(spec *corev1.PodSpec) []*runtimeapi.PortMapping {
+	if spec.HostNetwork {
+		return nil
+	}
+	var out []*runtimeapi.PortMapping
+	for _, c := range allContainers(spec) {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
 			}
+			out = append(out, &runtimeapi.PortMapping{
+				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 		}
 	}
-	return cfg, nil
+	return out
 }
 
 func protocol(p corev1.Protocol) runtimeapi.Protocol {

@@ -42,15 +42,7 @@ func containerSecurity(spec *corev1.PodSpec, c *corev1.Container, image *runtime
 		SupplementalGroups: supplementalGroups(psc),
 	}
 	out.Privileged = sc.Privileged != nil && *sc.Privileged
-	if caps := sc.Capabilities; caps != nil {
-		out.Capabilities = &runtimeapi.Capability{}
-		for _, a := range caps.Add {
-			out.Capabilities.AddCapabilities = append(out.Capabilities.AddCapabilities, string(a))
-		}
-		for _, d := range caps.Drop {
-			out.Capabilities.DropCapabilities = append(out.Capabilities.DropCapabilities, string(d))
-		}
-	}
+	out.Capabilities = capabilities(sc.Capabilities)
 	runAsUser := firstInt64(sc.RunAsUser, psc.RunAsUser)
 	if runAsUser != nil {
 		out.RunAsUser = &runtimeapi.Int64Value{Value: *runAsUser}
@@ -69,6 +61,32 @@ func containerSecurity(spec *corev1.PodSpec, c *corev1.Container, image *runtime
 	}
 	out.ReadonlyRootfs = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
 	out.NoNewPrivs = sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation
+	setProfiles(out, sc, psc, rootDir)
+	unmasked := sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount
+	if !out.Privileged && !unmasked {
+		out.MaskedPaths = defaultMaskedPaths
+		out.ReadonlyPaths = defaultReadonlyPaths
+	}
+	return out, nil
+}
+
+func capabilities(caps *corev1.Capabilities) *runtimeapi.Capability {
+	if caps == nil {
+		return nil
+	}
+	out := &runtimeapi.Capability{}
+	for _, a := range caps.Add {
+		out.AddCapabilities = append(out.AddCapabilities, string(a))
+	}
+	for _, d := range caps.Drop {
+		out.DropCapabilities = append(out.DropCapabilities, string(d))
+	}
+	return out
+}
+
+// setProfiles sets SELinux, seccomp and AppArmor from the container's
+// security context, else the pod's.
+func setProfiles(out *runtimeapi.LinuxContainerSecurityContext, sc *corev1.SecurityContext, psc *corev1.PodSecurityContext, rootDir string) {
 	if o := sc.SELinuxOptions; o != nil {
 		out.SelinuxOptions = &runtimeapi.SELinuxOption{User: o.User, Role: o.Role, Type: o.Type, Level: o.Level}
 	} else if o := psc.SELinuxOptions; o != nil {
@@ -84,12 +102,6 @@ func containerSecurity(spec *corev1.PodSpec, c *corev1.Container, image *runtime
 		apparmor = psc.AppArmorProfile
 	}
 	out.Apparmor = apparmorProfile(apparmor)
-	unmasked := sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount
-	if !out.Privileged && !unmasked {
-		out.MaskedPaths = defaultMaskedPaths
-		out.ReadonlyPaths = defaultReadonlyPaths
-	}
-	return out, nil
 }
 
 func firstInt64(vs ...*int64) *int64 {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -404,5 +403,3 @@ func grepLines(text, sub string) []string {
 	}
 	return out
 }
-
-var errNoAnswer = errors.New("no answer")
