@@ -11,7 +11,8 @@ import (
 )
 
 // Validate checks a StaticPod for what would stop it from running or from
-// being mirrored, and returns every problem with its field path.
+// being mirrored, and for fields mirrorlet cannot honour (see
+// validate_unsupported.go), and returns every problem with its field path.
 func Validate(sp *StaticPod) field.ErrorList {
 	p := sp.Pod
 	var errs field.ErrorList
@@ -31,6 +32,7 @@ func Validate(sp *StaticPod) field.ErrorList {
 	errs = append(errs, validateContainers(p.Spec.InitContainers, spec.Child("initContainers"), names)...)
 	errs = append(errs, validateContainers(p.Spec.Containers, spec.Child("containers"), names)...)
 	errs = append(errs, validateStaticRules(&p.Spec, spec)...)
+	errs = append(errs, validateUnsupported(&p.Spec, spec)...)
 	return errs
 }
 
@@ -56,14 +58,10 @@ func validateStaticRules(s *corev1.PodSpec, spec *field.Path) field.ErrorList {
 			errs = append(errs, field.NotSupported(vp, volumeKind(&v.VolumeSource), []string{"hostPath", "emptyDir"}))
 		}
 	}
-	for _, list := range []struct {
-		name string
-		cs   []corev1.Container
-	}{{"initContainers", s.InitContainers}, {"containers", s.Containers}} {
-		for i := range list.cs {
-			errs = append(errs, validateEnvRefs(&list.cs[i], spec.Child(list.name).Index(i))...)
-		}
-	}
+	eachContainer(s, spec, func(c *corev1.Container, path *field.Path, _ bool) {
+		errs = append(errs, validateEnv(c, path)...)
+		errs = append(errs, validateEnvFrom(c, path)...)
+	})
 	return errs
 }
 
@@ -109,20 +107,34 @@ func volumeKind(v *corev1.VolumeSource) string {
 	return "none"
 }
 
-func validateEnvRefs(c *corev1.Container, path *field.Path) field.ErrorList {
+// validateEnv refuses env sources a node cannot read on its own and
+// downward API references the runtime cannot fill.
+func validateEnv(c *corev1.Container, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, e := range c.Env {
 		if e.ValueFrom == nil {
 			continue
 		}
 		vf := path.Child("env").Index(i).Child("valueFrom")
-		switch {
-		case e.ValueFrom.SecretKeyRef != nil:
+		switch src := e.ValueFrom; {
+		case src.SecretKeyRef != nil:
 			errs = append(errs, field.Forbidden(vf.Child("secretKeyRef"), "static pods may not reference Secrets"))
-		case e.ValueFrom.ConfigMapKeyRef != nil:
+		case src.ConfigMapKeyRef != nil:
 			errs = append(errs, field.Forbidden(vf.Child("configMapKeyRef"), "static pods may not reference ConfigMaps"))
+		case src.FileKeyRef != nil:
+			errs = append(errs, field.Forbidden(vf.Child("fileKeyRef"),
+				"mirrorlet does not read environment variables from files; set value, or read the file in the container's command"))
+		case src.FieldRef != nil:
+			errs = append(errs, validateEnvFieldRef(src.FieldRef, vf.Child("fieldRef"))...)
+		case src.ResourceFieldRef != nil:
+			errs = append(errs, validateEnvResourceFieldRef(src.ResourceFieldRef, vf.Child("resourceFieldRef"))...)
 		}
 	}
+	return errs
+}
+
+func validateEnvFrom(c *corev1.Container, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	for i, e := range c.EnvFrom {
 		ef := path.Child("envFrom").Index(i)
 		switch {
