@@ -100,7 +100,7 @@ func (r *Runtime) containerConfig(ctx context.Context, pod *corev1.Pod, sandboxI
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := r.containerMounts(pod, c, attempt)
+	mounts, err := r.containerMounts(pod, c, attempt, podIP)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 // side: emptyDir directories under the pod directory, hostPath checks and
 // creation as the hostPath type says, subPath directories, and the
 // termination-message file.
-func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32) ([]*runtimeapi.Mount, error) {
+func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string) ([]*runtimeapi.Mount, error) {
 	volumes := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -46,6 +46,13 @@ func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt 
 			Readonly:      m.ReadOnly,
 			Propagation:   propagation(m.MountPropagation),
 		})
+	}
+	if len(pod.Spec.HostAliases) > 0 && !hasMountAt(out, "/etc/hosts") {
+		hosts, err := r.writeHostsFile(pod, podIP)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		out = append(out, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hosts})
 	}
 	if p := c.TerminationMessagePath; p != "" && !hasMountAt(out, p) {
 		host := r.terminationLogPath(string(pod.UID), c.Name, attempt)
@@ -184,4 +191,40 @@ func propagation(p *corev1.MountPropagationMode) runtimeapi.MountPropagation {
 	default:
 		return runtimeapi.MountPropagation_PROPAGATION_PRIVATE
 	}
+}
+
+// writeHostsFile writes the pod's /etc/hosts with its hostAliases, as the
+// kubelet does: the node's hosts file for a host-network pod, else a
+// managed one naming the pod; then one line per alias.
+func (r *Runtime) writeHostsFile(pod *corev1.Pod, podIP string) (string, error) {
+	var b strings.Builder
+	if pod.Spec.HostNetwork {
+		host, err := os.ReadFile("/etc/hosts")
+		if err != nil {
+			return "", fmt.Errorf("reading the node's /etc/hosts: %w", err)
+		}
+		b.Write(host)
+		if len(host) > 0 && host[len(host)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	} else {
+		hostname := pod.Spec.Hostname
+		if hostname == "" {
+			hostname = pod.Name
+		}
+		b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+			"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+		if podIP != "" {
+			fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
+		}
+	}
+	b.WriteString("\n# Entries added by HostAliases.\n")
+	for _, a := range pod.Spec.HostAliases {
+		fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+	path := filepath.Join(r.podDir(string(pod.UID)), "etc-hosts")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("writing the pod's hosts file: %w", err)
+	}
+	return path, nil
 }

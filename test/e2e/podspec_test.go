@@ -15,7 +15,7 @@ import (
 
 // TestPodSpecReachesTheContainer checks, from inside a running container,
 // that the Pod spec fields static pods use are honoured: env (values,
-// $(VAR) expansion, downward API), init containers, emptyDir, hostPath
+// $(VAR) expansion, downward API), hostAliases, init containers, emptyDir, hostPath
 // with subPath and readOnly, command/args expansion, runAsUser/Group,
 // supplemental groups, readOnlyRootFilesystem and the memory limit.
 func TestPodSpecReachesTheContainer(t *testing.T) {
@@ -35,6 +35,7 @@ func TestPodSpecReachesTheContainer(t *testing.T) {
 	pod := webPod("spec", port, "--message", "$(GREETING)")
 	pod.Labels["tier"] = "backend"
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{SupplementalGroups: []int64{4242}}
+	pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"kubernetes", "api.local"}}}
 	pod.Spec.Volumes = []corev1.Volume{
 		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: host, Type: ptr.To(corev1.HostPathDirectory)}}},
@@ -100,6 +101,10 @@ func TestPodSpecReachesTheContainer(t *testing.T) {
 	}
 	if body := fetch("/"); !strings.HasPrefix(body, "one-two $(FIRST) $(UNDEFINED) from") {
 		t.Errorf("args not expanded from env: %q", body)
+	}
+	if hosts := fetch("/file?path=/etc/hosts"); !strings.Contains(hosts, "127.0.0.1\tkubernetes\tapi.local") ||
+		!strings.Contains(hosts, "localhost") {
+		t.Errorf("/etc/hosts lacks the hostAliases or the node's entries:\n%s", hosts)
 	}
 	if got := fetch("/file?path=/scratch/init.txt"); got != "init ran" {
 		t.Errorf("init container's file in the emptyDir: %q, want %q", got, "init ran")
