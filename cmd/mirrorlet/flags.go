@@ -162,6 +162,10 @@ func (fl *agentFlags) loadFiles(f *pflag.FlagSet) error {
 
 // groupedUsage prints flags by purpose, naming each one's kubelet flag.
 func groupedUsage(cmd *cobra.Command) error {
+	// Subcommands inherit the usage function: they get cobra's own.
+	if cmd.HasParent() {
+		return (&cobra.Command{Use: cmd.Use}).UsageFunc()(cmd)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage:\n  %s\n", cmd.UseLine())
 	if cmd.HasAvailableSubCommands() {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +52,23 @@ nodeLabels: {zone: file}
 					kubeconfig, opts.FileCheckFrequency, opts.ManifestURLHeader.Get("A"), opts.NodeLabels["zone"])
 			}
 		})
+	}
+}
+
+// TestSubcommandHelpListsItsFlags: the root's grouped usage must not hide
+// a subcommand's own flags.
+func TestSubcommandHelpListsItsFlags(t *testing.T) {
+	for sub, flag := range map[string]string{"validate": "--server-dry-run", "logs": "--previous", "status": "--healthz-bind-address"} {
+		cmd := newRootCommand()
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs([]string{sub, "--help"})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%s --help: %v", sub, err)
+		}
+		if !strings.Contains(out.String(), flag) {
+			t.Errorf("mirrorlet %s --help does not list %s:\n%s", sub, flag, out.String())
+		}
 	}
 }

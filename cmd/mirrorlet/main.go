@@ -58,7 +58,7 @@ func newAgentCommand(fl *agentFlags) *cobra.Command {
 		},
 	}
 	fl.bind(cmd)
-	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand(), newConfigCommand())
+	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand(), newLogsCommand(), newConfigCommand())
 	return cmd
 }
 
