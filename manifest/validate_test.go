@@ -172,7 +172,7 @@ func TestValidateUnsupportedFields(t *testing.T) {
 				"status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"} {
 				c0(p).Env = append(c0(p).Env, corev1.EnvVar{Name: "F", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}})
 			}
-			for _, res := range supportedResourceFields {
+			for _, res := range SupportedResourceFields {
 				c0(p).Env = append(c0(p).Env, corev1.EnvVar{Name: "R", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: res}}})
 			}
 		}, ""},

@@ -229,9 +229,10 @@ func validateUnsupportedResources(r *corev1.ResourceRequirements, path *field.Pa
 	return errs
 }
 
-// supportedFieldPaths are the downward API fields runtime/cri fills in
-// environment variables (see fieldRef in runtime/cri/env.go).
-var supportedFieldPaths = []string{
+// SupportedFieldPaths are the downward API fields runtime/cri fills in
+// environment variables (fieldRef in runtime/cri/env.go; a test there
+// checks that it fills every one).
+var SupportedFieldPaths = []string{
 	"metadata.name", "metadata.namespace", "metadata.uid",
 	"metadata.labels['<KEY>']", "metadata.annotations['<KEY>']",
 	"spec.nodeName", "spec.serviceAccountName",
@@ -244,13 +245,13 @@ func supportedFieldPath(p string) bool {
 			return strings.HasSuffix(key, "']")
 		}
 	}
-	return slices.Contains(supportedFieldPaths, p)
+	return slices.Contains(SupportedFieldPaths, p)
 }
 
-// supportedResourceFields are the resources runtime/cri computes for a
+// SupportedResourceFields are the resources runtime/cri computes for a
 // resourceFieldRef as the kubelet does (an unset cpu or memory limit is the
-// node's capacity).
-var supportedResourceFields = []string{
+// node's capacity; a test in runtime/cri checks every one).
+var SupportedResourceFields = []string{
 	"limits.cpu", "limits.memory", "requests.cpu", "requests.memory", "requests.ephemeral-storage",
 }
 
@@ -258,14 +259,14 @@ func validateEnvFieldRef(ref *corev1.ObjectFieldSelector, path *field.Path) fiel
 	if supportedFieldPath(ref.FieldPath) {
 		return nil
 	}
-	return field.ErrorList{unsupported(path.Child("fieldPath"), ref.FieldPath, supportedFieldPaths,
+	return field.ErrorList{unsupported(path.Child("fieldPath"), ref.FieldPath, SupportedFieldPaths,
 		"mirrorlet does not fill this field in environment variables")}
 }
 
 func validateEnvResourceFieldRef(ref *corev1.ResourceFieldSelector, path *field.Path) field.ErrorList {
-	if slices.Contains(supportedResourceFields, ref.Resource) {
+	if slices.Contains(SupportedResourceFields, ref.Resource) {
 		return nil
 	}
-	return field.ErrorList{unsupported(path.Child("resource"), ref.Resource, supportedResourceFields,
+	return field.ErrorList{unsupported(path.Child("resource"), ref.Resource, SupportedResourceFields,
 		"mirrorlet cannot compute this resource")}
 }

@@ -7,13 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+	"github.com/mirrorlet/mirrorlet/runtime/podlogs"
 )
 
 // minGrace is the shortest time a container gets between its stop signal
@@ -127,7 +127,7 @@ func (r *Runtime) containerConfig(ctx context.Context, pod *corev1.Pod, sandboxI
 		Mounts:      mounts,
 		Labels:      labels,
 		Annotations: map[string]string{AnnotationImage: c.Image},
-		LogPath:     filepath.Join(c.Name, strconv.FormatUint(uint64(attempt), 10)+".log"),
+		LogPath:     podlogs.AttemptPath(c.Name, attempt),
 		Stdin:       c.Stdin,
 		StdinOnce:   c.StdinOnce,
 		Tty:         c.TTY,

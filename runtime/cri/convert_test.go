@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 func TestExpand(t *testing.T) {
@@ -228,6 +230,24 @@ func TestSocketPath(t *testing.T) {
 	for _, bad := range []string{"tcp://1.2.3.4:5", "unix://relative", "npipe:////./pipe/x"} {
 		if _, err := socketPath(bad); err == nil {
 			t.Errorf("socketPath(%q) accepted", bad)
+		}
+	}
+}
+
+// TestFillsEveryFieldValidationAccepts ties manifest validation to the
+// runtime: every downward API path and resource it lets through is filled.
+func TestFillsEveryFieldValidationAccepts(t *testing.T) {
+	r := &Runtime{opts: Options{NodeName: "node1", NodeIP: "192.0.2.7"}}
+	pod := testPod()
+	for _, p := range manifest.SupportedFieldPaths {
+		p = strings.ReplaceAll(p, "<KEY>", "app")
+		if _, err := r.fieldRef(pod, p, "10.0.0.9"); err != nil {
+			t.Errorf("validation accepts fieldRef %q, the runtime does not: %v", p, err)
+		}
+	}
+	for _, res := range manifest.SupportedResourceFields {
+		if _, err := resourceField(pod, &pod.Spec.Containers[0], &corev1.ResourceFieldSelector{Resource: res}); err != nil {
+			t.Errorf("validation accepts resourceFieldRef %q, the runtime does not: %v", res, err)
 		}
 	}
 }

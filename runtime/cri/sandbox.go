@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/mirrorlet/mirrorlet/runtime/podlogs"
 )
 
 // RunSandbox implements mruntime.Runtime.
@@ -57,7 +59,7 @@ func (r *Runtime) nextSandboxAttempt(ctx context.Context, uid string) (uint32, e
 func (r *Runtime) podDir(uid string) string { return filepath.Join(r.opts.RootDir, "pods", uid) }
 
 func (r *Runtime) podLogDir(pod *corev1.Pod) string {
-	return filepath.Join(r.opts.PodLogsDir, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+	return podlogs.PodDir(r.opts.PodLogsDir, pod.Namespace, pod.Name, string(pod.UID))
 }
 
 func (r *Runtime) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {

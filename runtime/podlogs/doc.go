@@ -2,6 +2,7 @@
 // `kubectl logs` shows them, without a container runtime or an API server.
 //
 // runtime/cri has the runtime write each container attempt's output to
+// (PodDir and AttemptPath, the one definition of this layout)
 //
 //	<podLogsDir>/<namespace>_<pod>_<uid>/<container>/<attempt>.log
 //
