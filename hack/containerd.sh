@@ -39,8 +39,18 @@ install() {
 	fi
 }
 
+# bridge_of DIR: the CNI bridge name and subnet octet of the instance in
+# DIR, derived from DIR so that instances (the demo and a test run, say)
+# never share, or delete, each other's bridge.
+bridge_of() {
+	local h
+	h=$(printf %s "$1" | md5sum | cut -c1-6)
+	echo "ml$h $((16#${h:0:2}))"
+}
+
 write_config() {
-	local dir=$1 registry=$2 sandbox=$3
+	local dir=$1 registry=$2 sandbox=$3 bridge octet
+	read -r bridge octet < <(bridge_of "$dir")
 	mkdir -p "$dir/root" "$dir/state" "$dir/certs.d" "$dir/cni/net.d"
 	cat >"$dir/config.toml" <<EOF
 # Private containerd for mirrorlet (written by hack/containerd.sh).
@@ -82,8 +92,8 @@ EOF
   "cniVersion": "0.4.0",
   "name": "mirrorlet",
   "plugins": [
-    {"type": "bridge", "bridge": "mirrorlet0", "isGateway": true, "ipMasq": true,
-     "ipam": {"type": "host-local", "dataDir": "$dir/cni/ipam", "ranges": [[{"subnet": "10.88.77.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": true,
+     "ipam": {"type": "host-local", "dataDir": "$dir/cni/ipam", "ranges": [[{"subnet": "10.88.$octet.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
     {"type": "loopback"}
   ]
@@ -172,7 +182,9 @@ stop() {
 	for m in $(awk -v d="$dir" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
 		umount -l "$m" 2>/dev/null || true
 	done
-	ip link delete mirrorlet0 2>/dev/null || true
+	local bridge _
+	read -r bridge _ < <(bridge_of "$dir")
+	ip link delete "$bridge" 2>/dev/null || true
 	rm -rf "$dir"
 }
 

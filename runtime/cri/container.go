@@ -63,17 +63,17 @@ func (r *Runtime) ensureImage(ctx context.Context, c *corev1.Container, sb *runt
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
 	sctx, cancel := r.callCtx(ctx)
 	defer cancel()
-	st, err := r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: spec})
-	if err != nil {
-		return nil, fmt.Errorf("checking image %q: %w", c.Image, err)
-	}
-	present := st.GetImage() != nil
-	policy := c.ImagePullPolicy
-	switch {
-	case present && policy != corev1.PullAlways:
-		return &pulledImage{ref: st.Image.Id, status: st.Image}, nil
-	case !present && policy == corev1.PullNever:
-		return nil, fmt.Errorf("%w: container image %q is not present with pull policy of Never", mruntime.ErrImageNeverPull, c.Image)
+	if c.ImagePullPolicy != corev1.PullAlways {
+		st, err := r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: spec})
+		if err != nil {
+			return nil, fmt.Errorf("checking image %q: %w", c.Image, err)
+		}
+		if st.GetImage() != nil {
+			return &pulledImage{ref: st.Image.Id, status: st.Image}, nil
+		}
+		if c.ImagePullPolicy == corev1.PullNever {
+			return nil, fmt.Errorf("%w: container image %q is not present with pull policy of Never", mruntime.ErrImageNeverPull, c.Image)
+		}
 	}
 	pctx, pcancel := context.WithTimeout(ctx, r.opts.PullTimeout)
 	defer pcancel()
@@ -81,7 +81,7 @@ func (r *Runtime) ensureImage(ctx context.Context, c *corev1.Container, sb *runt
 	if err != nil {
 		return nil, fmt.Errorf("%w: pulling image %q: %w", mruntime.ErrImagePull, c.Image, err)
 	}
-	st, err = r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}})
+	st, err := r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: image %q pulled as %s: %w", mruntime.ErrImagePull, c.Image, pulled.ImageRef, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 func TestPrint(t *testing.T) {
@@ -166,12 +168,10 @@ func appendTo(t *testing.T, path, s string) {
 // waitOutput waits until out holds exactly want.
 func waitOutput(t *testing.T, out *syncBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for out.String() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("output\n%q\nwant\n%q", out.String(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return out.String() == want, nil })
+	if err != nil {
+		t.Fatalf("output\n%q\nwant\n%q", out.String(), want)
 	}
 }
 

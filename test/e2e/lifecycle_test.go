@@ -80,6 +80,31 @@ func TestGracefulStopHonoursGracePeriod(t *testing.T) {
 	}
 }
 
+// TestGraceKeptOnTheNode: a pod whose manifest went away while mirrorlet
+// was down is still stopped with its own grace period, read back from the
+// runtime (not the 30 s default).
+func TestGraceKeptOnTheNode(t *testing.T) {
+	n := startNode(t)
+	port := freePort(t)
+	pod := webPod("stuck", port, "--term-delay", "10m")
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](3)
+	n.writeManifest("stuck.yaml", pod)
+	n.waitRunning("stuck", 2*time.Minute)
+	n.stop(syscall.SIGTERM)
+	if err := os.Remove(filepath.Join(n.manifests, "stuck.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n.start()
+	eventually(t, time.Minute, "the orphaned pod to stop", func() bool {
+		_, err := get(port, "/")
+		return err != nil
+	})
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the orphaned pod took %s to stop: its 3s grace period was not used", took)
+	}
+}
+
 // TestManifestUpdateReplacesContainer: a spec change stops the old pod and
 // starts the new one; the mirror is replaced.
 func TestManifestUpdateReplacesContainer(t *testing.T) {
@@ -113,19 +138,29 @@ func TestManifestUpdateReplacesContainer(t *testing.T) {
 	}
 }
 
-// TestLabelEditKeepsContainer: a metadata-only edit updates the mirror in
-// place and never restarts the container (where the kubelet restarts it).
-func TestLabelEditKeepsContainer(t *testing.T) {
-	n := startNode(t)
-	port := freePort(t)
-	pod := webPod("web", port)
+// runningWeb starts a node running one web pod ("web", from web.yaml) and
+// returns it with its port, container ID and first answer (which names
+// the server's pid, so an unchanged answer means an unrestarted server).
+func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, answer string) {
+	t.Helper()
+	n = startNode(t)
+	port = freePort(t)
+	pod = webPod("web", port)
 	n.writeManifest("web.yaml", pod)
 	m := n.waitRunning("web", 2*time.Minute)
-	id := m.Status.ContainerStatuses[0].ContainerID
-	before, err := get(port, "/")
+	id = m.Status.ContainerStatuses[0].ContainerID
+	answer, err := get(port, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, pod, port, id, answer
+}
+
+// TestLabelEditKeepsContainer: a metadata-only edit updates the mirror in
+// place and never restarts the container (where the kubelet restarts it).
+func TestLabelEditKeepsContainer(t *testing.T) {
+	n, pod, port, id, before := runningWeb(t)
+	var m *corev1.Pod
 	pod.Labels["tier"] = "web"
 	n.writeManifest("web.yaml", pod)
 	eventually(t, 30*time.Second, "the new label on the mirror", func() bool {
@@ -155,23 +190,14 @@ func proveAlive(t *testing.T, n *node, pod *corev1.Pod, file, value string) *cor
 // TestRestartAdoptsRunningPods: restarting mirrorlet, gracefully or with
 // kill -9, restarts no container and never runs a pod twice.
 func TestRestartAdoptsRunningPods(t *testing.T) {
-	n := startNode(t)
-	port := freePort(t)
-	pod := webPod("web", port)
-	n.writeManifest("web.yaml", pod)
-	m := n.waitRunning("web", 2*time.Minute)
-	id := m.Status.ContainerStatuses[0].ContainerID
-	before, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, pod, port, id, before := runningWeb(t)
 	for i, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		n.stop(sig)
 		if body, err := get(port, "/"); err != nil || body != before {
 			t.Fatalf("after %s of mirrorlet the server answers %q (%v), want %q", sig, body, err, before)
 		}
 		n.start()
-		m = proveAlive(t, n, pod, "web.yaml", string(rune('a'+i)))
+		m := proveAlive(t, n, pod, "web.yaml", string(rune('a'+i)))
 		cs := m.Status.ContainerStatuses[0]
 		if cs.ContainerID != id || cs.RestartCount != 0 {
 			t.Fatalf("after %s and restart of mirrorlet: container %s restartCount %d, want %s and 0", sig, cs.ContainerID, cs.RestartCount, id)
@@ -188,22 +214,13 @@ func TestRestartAdoptsRunningPods(t *testing.T) {
 // TestContainerdRestartIsSurvived: containers keep running while
 // containerd restarts; mirrorlet reconnects and restarts nothing.
 func TestContainerdRestartIsSurvived(t *testing.T) {
-	n := startNode(t)
-	port := freePort(t)
-	pod := webPod("web", port)
-	n.writeManifest("web.yaml", pod)
-	m := n.waitRunning("web", 2*time.Minute)
-	id := m.Status.ContainerStatuses[0].ContainerID
-	before, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, pod, port, id, before := runningWeb(t)
 
 	restartContainerd(t)
 	if body, err := get(port, "/"); err != nil || body != before {
 		t.Fatalf("after the containerd restart the server answers %q (%v), want %q", body, err, before)
 	}
-	m = proveAlive(t, n, pod, "web.yaml", "after-restart")
+	m := proveAlive(t, n, pod, "web.yaml", "after-restart")
 	if cs := m.Status.ContainerStatuses[0]; cs.ContainerID != id || cs.RestartCount != 0 {
 		t.Fatalf("after the containerd restart: container %s restartCount %d, want %s and 0", cs.ContainerID, cs.RestartCount, id)
 	}

@@ -47,6 +47,7 @@ func TestPodSpecReachesTheContainer(t *testing.T) {
 		VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
 	}}
 	c := &pod.Spec.Containers[0]
+	c.ImagePullPolicy = corev1.PullAlways
 	c.Env = []corev1.EnvVar{
 		{Name: "FIRST", Value: "one"},
 		{Name: "GREETING", Value: "$(FIRST)-two $$(FIRST) $(UNDEFINED)"},
@@ -161,8 +162,8 @@ func TestPodNetworkThroughCNI(t *testing.T) {
 	pod.Spec.HostNetwork = false
 	n.writeManifest("netpod.yaml", pod)
 	m := n.waitRunning("netpod", 2*time.Minute)
-	if m.Status.PodIP == "" || m.Status.PodIP == m.Status.HostIP || !strings.HasPrefix(m.Status.PodIP, "10.88.77.") {
-		t.Fatalf("podIP %q hostIP %q: want an IP from the CNI range 10.88.77.0/24", m.Status.PodIP, m.Status.HostIP)
+	if m.Status.PodIP == "" || m.Status.PodIP == m.Status.HostIP || !strings.HasPrefix(m.Status.PodIP, "10.88.") {
+		t.Fatalf("podIP %q hostIP %q: want an IP from the CNI range 10.88.0.0/16", m.Status.PodIP, m.Status.HostIP)
 	}
 	eventually(t, 30*time.Second, "the pod answering on its own IP", func() bool {
 		resp, err := httpClient.Get("http://" + m.Status.PodIP + ":8080/")

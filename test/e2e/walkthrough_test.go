@@ -97,6 +97,12 @@ func TestSeedWalkthrough(t *testing.T) {
 		_, err := get(port, "/")
 		return err != nil && n.mirror("static-web") == nil && len(n.runtimePods()) == 0
 	})
+	// The pod's logs and data on the node go with it.
+	for _, dir := range []string{n.logs, filepath.Join(n.root, "pods")} {
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+			t.Errorf("%s after the pod stopped: %v entries (%v), want an empty directory", dir, len(entries), err)
+		}
+	}
 
 	// Moved back: both return.
 	if err := os.Rename(parked, filepath.Join(n.manifests, "static-web.yaml")); err != nil {
