@@ -38,7 +38,10 @@ var (
 	ctdDir     string
 	endpoint   string
 	workDir    string
-	nodeSeq    atomic.Int32
+	// node reads the suite's containerd directly, as a check behind
+	// mirrorlet's back.
+	nodeRuntime *cri.Runtime
+	nodeSeq     atomic.Int32
 )
 
 func TestMain(m *testing.M) {
@@ -115,7 +118,8 @@ func runSuite(m *testing.M) int {
 			return fmt.Errorf("hack/containerd.sh start: %w", err)
 		}
 		endpoint = "unix://" + strings.TrimSpace(string(out))
-		return nil
+		nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: endpoint})
+		return err
 	}) {
 		return 1
 	}
@@ -298,12 +302,7 @@ func (n *node) waitRunning(pod string, timeout time.Duration) *corev1.Pod {
 // runtimePods lists this node's pods in containerd (by the pod-name label
 // suffix, since every node's pods share the containerd).
 func (n *node) runtimePods() []string {
-	rt, err := cri.New(context.Background(), cri.Options{Endpoint: endpoint})
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer func() { _ = rt.Close() }()
-	pods, err := rt.ListPods(context.Background())
+	pods, err := nodeRuntime.ListPods(context.Background())
 	if err != nil {
 		n.t.Logf("listing runtime pods: %v", err)
 		return []string{"<error>"}
