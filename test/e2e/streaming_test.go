@@ -275,3 +275,46 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestStreamingAttach attaches to a container whose main process reads its
+// terminal, over SPDY and WebSocket: a line typed reaches the process and
+// its answer comes back; detaching leaves the container running.
+func TestStreamingAttach(t *testing.T) {
+	n := startNode(t)
+	pod := webPod("attach-me", 0)
+	c := &pod.Spec.Containers[0]
+	c.Args, c.Ports, c.Stdin, c.TTY = []string{"upper"}, nil, true, true
+	n.writeManifest("attach-me.yaml", pod)
+	m := n.waitRunning("attach-me", 2*time.Minute)
+	s := startStreamServer(t)
+	u := s.url("/attach/default/"+n.mirrorName("attach-me")+"/web", execQuery(nil, "input", "output", "tty"))
+	for proto, ex := range s.executors(t, "POST", u) {
+		t.Run(proto, func(t *testing.T) {
+			stdin, stdinW := io.Pipe()
+			defer func() { _ = stdinW.Close() }()
+			var out syncBuffer
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() {
+				done <- ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Tty: true})
+			}()
+			line := "attached over " + proto
+			// The first bytes may be typed before the session is up; type
+			// again until the process answers.
+			eventually(t, 30*time.Second, "the process's answer to "+line, func() bool {
+				_, _ = io.WriteString(stdinW, line+"\r")
+				return strings.Contains(out.String(), strings.ToUpper(line))
+			})
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the attach session did not end after detaching")
+			}
+		})
+	}
+	if now := n.mirror("attach-me"); now == nil || now.Status.ContainerStatuses[0].RestartCount != m.Status.ContainerStatuses[0].RestartCount ||
+		now.Status.ContainerStatuses[0].State.Running == nil {
+		t.Errorf("the container did not keep running after the attach sessions: %+v", now)
+	}
+}
