@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,7 +92,7 @@ func (p *Provider) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	}
 	seen := map[string]bool{"node": true}
 	s := &statsapi.Summary{Node: *node, Pods: []statsapi.PodStats{}}
-	for _, pod := range latestSandboxes(pods) {
+	for _, pod := range p.latestSandboxes(pods) {
 		s.Pods = append(s.Pods, p.podStats(pod, byContainer, bySandbox, seen))
 	}
 	p.forget(seen)
@@ -126,13 +127,15 @@ func (p *Provider) sandboxStats(ctx context.Context) map[string]mruntime.Usage {
 	return out
 }
 
-// latestSandboxes keeps, per pod UID, the newest ready sandbox.
-func latestSandboxes(pods []mruntime.Pod) []*mruntime.Pod {
+// latestSandboxes keeps, per pod UID, the newest ready sandbox of the
+// pods of this node (named "<name>-<node>"; other nodes' pods are there
+// only where several mirrorlets share a runtime, as in tests).
+func (p *Provider) latestSandboxes(pods []mruntime.Pod) []*mruntime.Pod {
 	latest := map[string]*mruntime.Pod{}
 	var order []string
 	for i := range pods {
 		pod := &pods[i]
-		if !pod.Ready {
+		if !pod.Ready || !strings.HasSuffix(pod.Name, "-"+p.cfg.NodeName) {
 			continue
 		}
 		key := string(pod.UID)

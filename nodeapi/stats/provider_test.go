@@ -66,7 +66,9 @@ func procDir(t *testing.T) string {
 // two samples after; the pod is the sum of its running containers when the
 // runtime has no sandbox stats, and that is asked only once.
 func TestSummaryRatesAndSums(t *testing.T) {
-	rt := &fakeRuntime{pods: []mruntime.Pod{twoContainerPod()}, sbErr: fmt.Errorf("x: %w", mruntime.ErrUnimplemented)}
+	other := twoContainerPod()
+	other.Name, other.UID = "web-othernode", "uid2"
+	rt := &fakeRuntime{pods: []mruntime.Pod{twoContainerPod(), other}, sbErr: fmt.Errorf("x: %w", mruntime.ErrUnimplemented)}
 	p, err := New(Config{Runtime: rt, NodeName: "node", ProcDir: procDir(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ func TestSummaryRatesAndSums(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(s.Pods) != 1 || len(s.Pods[0].Containers) != 2 {
-		t.Fatalf("pods %+v; want one pod with the two running containers", s.Pods)
+		t.Fatalf("pods %+v; want one pod (not the other node's) with the two running containers", s.Pods)
 	}
 	pod := s.Pods[0]
 	if pod.Containers[0].CPU.UsageNanoCores != nil || pod.CPU.UsageNanoCores != nil {

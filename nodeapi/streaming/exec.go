@@ -62,7 +62,7 @@ func (h *Handlers) serveAttach(w http.ResponseWriter, r *http.Request) {
 
 // containerID resolves the running attempt of a container of a pod.
 func (h *Handlers) containerID(r *http.Request, ns, pod, container string) (string, error) {
-	p, err := findPod(r.Context(), h.cfg.Runtime, ns, pod)
+	p, err := h.findPod(r.Context(), ns, pod)
 	if err != nil {
 		return "", err
 	}

@@ -16,6 +16,10 @@ import (
 type Config struct {
 	// Runtime resolves pods and gives streaming URLs. Required.
 	Runtime Runtime
+	// NodeName, when set, limits the handlers to the pods of this node:
+	// those whose name ends in "-<NodeName>" (every mirror's does). It
+	// matters only where several mirrorlets share a runtime (tests).
+	NodeName string
 	// Transport reaches the runtime's streaming server; nil means
 	// http.DefaultTransport's settings (plain HTTP to 127.0.0.1 for
 	// containerd's default streaming server).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 )
@@ -46,9 +47,12 @@ func badRequest(err error) error {
 
 // findPod returns the runtime pod named name in namespace ns. When the
 // runtime has several sandboxes of that name (a pod being replaced), the
-// newest ready one wins.
-func findPod(ctx context.Context, rt Runtime, ns, name string) (*mruntime.Pod, error) {
-	pods, err := rt.ListPods(ctx)
+// newest ready one wins. A pod of another node does not exist.
+func (h *Handlers) findPod(ctx context.Context, ns, name string) (*mruntime.Pod, error) {
+	if h.cfg.NodeName != "" && !strings.HasSuffix(name, "-"+h.cfg.NodeName) {
+		return nil, notFound("pod does not exist")
+	}
+	pods, err := h.cfg.Runtime.ListPods(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing the runtime's pods: %w", err)
 	}

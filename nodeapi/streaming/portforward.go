@@ -24,7 +24,7 @@ func (h *Handlers) servePortForward(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ns, name := r.PathValue("podNamespace"), r.PathValue("podID")
-	pod, err := findPod(r.Context(), h.cfg.Runtime, ns, name)
+	pod, err := h.findPod(r.Context(), ns, name)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -34,9 +34,9 @@ type streamServer struct {
 	cfg *rest.Config
 }
 
-func startStreamServer(t *testing.T) *streamServer {
+func startStreamServer(t *testing.T, nodeName string) *streamServer {
 	t.Helper()
-	h, err := streaming.New(streaming.Config{Runtime: nodeRuntime})
+	h, err := streaming.New(streaming.Config{Runtime: nodeRuntime, NodeName: nodeName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestStreamingExec(t *testing.T) {
 	n := startNode(t)
 	n.writeManifest("static-web.yaml", webPod("static-web", freePort(t)))
 	n.waitRunning("static-web", 2*time.Minute)
-	s := startStreamServer(t)
+	s := startStreamServer(t, n.name)
 	path := "/exec/default/" + n.mirrorName("static-web") + "/web"
 
 	for proto, ex := range s.executors(t, "POST", s.url(path, execQuery([]string{"/webserver", "echo", "hello", "exec"}, "output", "error"))) {
@@ -150,23 +150,39 @@ func streamWithin(t *testing.T, ex remotecommand.Executor, opts remotecommand.St
 	return ex.StreamWithContext(ctx, opts)
 }
 
-// TestStreamingNotFound: an unknown pod, container or namespace is a 404
-// with the kubelet's message, and nothing is started.
+// TestStreamingNotFound: an unknown pod, container or namespace, a pod of
+// another node and a container that does not run are 404s with the
+// kubelet's messages, and nothing is started.
 func TestStreamingNotFound(t *testing.T) {
 	n := startNode(t)
 	n.writeManifest("static-web.yaml", webPod("static-web", freePort(t)))
+	done := webPod("done", 0)
+	done.Spec.RestartPolicy = corev1.RestartPolicyNever
+	done.Spec.Containers[0].Args, done.Spec.Containers[0].Ports = []string{"exit", "0"}, nil
+	n.writeManifest("done.yaml", done)
 	n.waitRunning("static-web", 2*time.Minute)
-	s := startStreamServer(t)
+	eventually(t, time.Minute, "the container of pod done to exit", func() bool {
+		m := n.mirror("done")
+		return m != nil && len(m.Status.ContainerStatuses) == 1 && m.Status.ContainerStatuses[0].State.Terminated != nil
+	})
+	s := startStreamServer(t, n.name)
+	otherNode := startStreamServer(t, "another-node")
 	mirror := n.mirrorName("static-web")
 	q := execQuery([]string{"/webserver", "echo", "x"}, "output").Encode()
-	for _, tc := range []struct{ path, want string }{
-		{"/exec/default/no-such-pod/web?" + q, "pod does not exist"},
-		{"/exec/other-ns/" + mirror + "/web?" + q, "pod does not exist"},
-		{"/exec/default/" + mirror + "/nope?" + q, `container not found ("nope")`},
-		{"/attach/default/" + mirror + "/nope?output=1", `container not found ("nope")`},
-		{"/portForward/default/no-such-pod", "pod does not exist"},
+	for _, tc := range []struct {
+		s          *streamServer
+		path, want string
+	}{
+		{s, "/exec/default/no-such-pod/web?" + q, "pod does not exist"},
+		{s, "/exec/other-ns/" + mirror + "/web?" + q, "pod does not exist"},
+		{s, "/exec/default/" + mirror + "/nope?" + q, `container not found ("nope")`},
+		{s, "/exec/default/" + n.mirrorName("done") + "/web?" + q, `container not found ("web")`},
+		{s, "/attach/default/" + mirror + "/nope?output=1", `container not found ("nope")`},
+		{s, "/portForward/default/no-such-pod", "pod does not exist"},
+		{otherNode, "/exec/default/" + mirror + "/web?" + q, "pod does not exist"},
+		{otherNode, "/portForward/default/" + mirror, "pod does not exist"},
 	} {
-		code, body := s.get(t, tc.path)
+		code, body := tc.s.get(t, tc.path)
 		if code != http.StatusNotFound || !strings.Contains(body, tc.want) {
 			t.Errorf("GET %s: %d %q; want 404 %q", tc.path, code, body, tc.want)
 		}
@@ -199,7 +215,7 @@ func TestStreamingPortForward(t *testing.T) {
 	pod.Spec.HostNetwork = false
 	n.writeManifest("pf-web.yaml", pod)
 	n.waitRunning("pf-web", 2*time.Minute)
-	s := startStreamServer(t)
+	s := startStreamServer(t, n.name)
 	u := s.url("/portForward/default/"+n.mirrorName("pf-web"), nil)
 
 	spdyTransport, upgrader, err := spdy.RoundTripperFor(s.cfg)
@@ -286,7 +302,7 @@ func TestStreamingAttach(t *testing.T) {
 	c.Args, c.Ports, c.Stdin, c.TTY = []string{"upper"}, nil, true, true
 	n.writeManifest("attach-me.yaml", pod)
 	m := n.waitRunning("attach-me", 2*time.Minute)
-	s := startStreamServer(t)
+	s := startStreamServer(t, n.name)
 	u := s.url("/attach/default/"+n.mirrorName("attach-me")+"/web", execQuery(nil, "input", "output", "tty"))
 	for proto, ex := range s.executors(t, "POST", u) {
 		t.Run(proto, func(t *testing.T) {
