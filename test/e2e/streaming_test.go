@@ -16,7 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/httpstream" //nolint:staticcheck // client-go 0.37 portforward.New still takes this Dialer
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
@@ -254,7 +254,9 @@ func forwardAndGet(t *testing.T, d httpstream.Dialer, port int, path string) str
 	go func() { done <- fw.ForwardPorts() }()
 	defer func() {
 		close(stop)
-		<-done
+		if err := <-done; err != nil {
+			t.Logf("port-forward ended with %v", err)
+		}
 	}()
 	select {
 	case <-ready:
@@ -323,7 +325,8 @@ func TestStreamingAttach(t *testing.T) {
 			})
 			cancel()
 			select {
-			case <-done:
+			case err := <-done:
+				t.Logf("detached: %v", err)
 			case <-time.After(30 * time.Second):
 				t.Fatal("the attach session did not end after detaching")
 			}
