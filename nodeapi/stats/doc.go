@@ -8,7 +8,8 @@
 //
 // Container figures come from the CRI runtime's ListContainerStats; pod
 // figures from ListPodSandboxStats where the runtime has it, else the sum
-// of the pod's containers (containerd 1.6 has no sandbox stats); node
+// of the pod's containers (containerd 1.6 has the call but fails for
+// sandboxes without a cgroup parent, as mirrorlet's are); node
 // figures from /proc (stat and meminfo). Only CPU and memory are reported:
 // no filesystem, network or volume statistics.
 //

@@ -47,8 +47,9 @@ type Provider struct {
 	// cpu holds the previous CPU sample by key ("c/<id>" for a container,
 	// "p/<sandbox id>" for a pod, "node"), for usageNanoCores.
 	cpu map[string]cpuSample
-	// noSandboxStats is set once the runtime said it has no sandbox stats.
-	noSandboxStats bool
+	// sandboxStatsAfter is when to ask the runtime for sandbox stats again
+	// after it failed to give them.
+	sandboxStatsAfter time.Time
 }
 
 type cpuSample struct {
@@ -99,25 +100,32 @@ func (p *Provider) Summary(ctx context.Context) (*statsapi.Summary, error) {
 	return s, nil
 }
 
+// sandboxRetry is how long the Provider sums containers after the runtime
+// failed to give sandbox stats (containerd 1.6 fails for sandboxes without
+// a cgroup parent, as mirrorlet's are) before asking again.
+const sandboxRetry = 5 * time.Minute
+
 // sandboxStats returns the runtime's sandbox figures by sandbox ID, or nil
-// when it has none (asked once; an unimplemented call is not asked again).
+// when it has none: an unimplemented call is never asked again, a failed
+// one not for sandboxRetry.
 func (p *Provider) sandboxStats(ctx context.Context) map[string]mruntime.Usage {
 	p.mu.Lock()
-	skip := p.noSandboxStats
+	skip := time.Now().Before(p.sandboxStatsAfter)
 	p.mu.Unlock()
 	if skip {
 		return nil
 	}
 	stats, err := p.cfg.Runtime.ListPodSandboxStats(ctx)
-	if errors.Is(err, mruntime.ErrUnimplemented) {
-		p.cfg.Log.Info("The runtime has no pod sandbox stats; pod figures are the sums of their containers'")
-		p.mu.Lock()
-		p.noSandboxStats = true
-		p.mu.Unlock()
-		return nil
-	}
 	if err != nil {
-		p.cfg.Log.V(1).Info("Listing pod sandbox stats failed; summing containers", "error", err.Error())
+		retry := time.Now().Add(sandboxRetry)
+		if errors.Is(err, mruntime.ErrUnimplemented) {
+			retry = time.Now().Add(100 * 365 * 24 * time.Hour)
+		}
+		p.cfg.Log.Info("No pod sandbox stats from the runtime; pod figures are the sums of their containers'",
+			"error", err.Error(), "askAgainAt", retry)
+		p.mu.Lock()
+		p.sandboxStatsAfter = retry
+		p.mu.Unlock()
 		return nil
 	}
 	out := make(map[string]mruntime.Usage, len(stats))

@@ -94,8 +94,9 @@ func (r *Runtime) ListContainerStats(ctx context.Context) ([]mruntime.ContainerS
 }
 
 // ListPodSandboxStats returns a CPU and memory sample of every sandbox
-// mirrorlet created. A runtime without the call (containerd before 1.7)
-// gives an error wrapping mruntime.ErrUnimplemented.
+// mirrorlet created. A runtime without the call gives an error wrapping
+// mruntime.ErrUnimplemented. (containerd 1.6.20 has it but fails for
+// sandboxes without a cgroup parent: "cgroupPath is empty".)
 func (r *Runtime) ListPodSandboxStats(ctx context.Context) ([]mruntime.SandboxStats, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
