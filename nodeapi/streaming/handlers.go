@@ -57,11 +57,27 @@ func New(cfg Config) (*Handlers, error) {
 // of the v5 stream-close protocol (client-go's and kubectl's default) is
 // translated to SPDY, every other upgrade request passes unchanged.
 func (h *Handlers) proxyStream(w http.ResponseWriter, r *http.Request, u *url.URL, opts translator.Options) {
+	r = withoutBody(r)
 	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
 		translator.NewStreamTranslatorHandler(u, h.cfg.Transport, h.cfg.MaxBytesPerSec, opts).ServeHTTP(w, r)
 		return
 	}
 	h.upgradeHandler(u).ServeHTTP(w, r)
+}
+
+// withoutBody returns r with http.NoBody as its body when it has none.
+// An upgrade request carries no body, but a wrapped one (a size limit
+// around http.NoBody) makes the proxy send the request to the runtime
+// with "Transfer-Encoding: chunked" and a final empty chunk that the
+// runtime then reads as the first bytes of the SPDY session, which breaks
+// it.
+func withoutBody(r *http.Request) *http.Request {
+	if r.ContentLength != 0 || r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Body = http.NoBody
+	return r2
 }
 
 // upgradeHandler proxies an upgrade request to u; a request that is not

@@ -45,7 +45,7 @@ func (h *Handlers) servePortForward(w http.ResponseWriter, r *http.Request) {
 		// speak SPDY to the runtime.
 		handler = translator.NewTunnelingHandler(handler)
 	}
-	handler.ServeHTTP(w, r)
+	handler.ServeHTTP(w, withoutBody(r))
 }
 
 // portsOf reads the ports of a plain WebSocket port-forward request as the

@@ -44,7 +44,13 @@ func startStreamServer(t *testing.T, nodeName string) *streamServer {
 	mux.Handle("/exec/{podNamespace}/{podID}/{containerName}", h.Exec)
 	mux.Handle("/attach/{podNamespace}/{podID}/{containerName}", h.Attach)
 	mux.Handle("/portForward/{podNamespace}/{podID}", h.PortForward)
-	srv := httptest.NewTLSServer(mux)
+	// Bodies limited as the node API server limits them: a wrapped
+	// http.NoBody must not reach the runtime as a chunked body.
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		mux.ServeHTTP(w, r)
+	})
+	srv := httptest.NewTLSServer(limited)
 	t.Cleanup(srv.Close)
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	return &streamServer{srv: srv, cfg: &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}}
