@@ -76,6 +76,12 @@ func (o *Options) Complete() error {
 		o.NodeName = host
 	}
 	o.NodeName = strings.ToLower(o.NodeName)
+	if o.PodManifestPath == "" && o.ManifestURL == "" {
+		// Without a source the desired set is empty: mirrorlet would stop
+		// every pod it runs. That is never what a missing flag means.
+		return errors.New("no static pod source: set --pod-manifest-path (staticPodPath) or --manifest-url (staticPodURL); " +
+			"without one mirrorlet would stop every pod it runs")
+	}
 	if o.FileCheckFrequency <= 0 {
 		o.FileCheckFrequency = 20 * time.Second
 	}
