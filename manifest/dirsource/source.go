@@ -45,8 +45,8 @@ type Config struct {
 	// disk: a file found invalid (or a directory found unreadable) after a
 	// restart runs the version that ran before.
 	LastGood *lastgood.Store
-	Log     logr.Logger
-	Clock   clock.WithTicker
+	Log      logr.Logger
+	Clock    clock.WithTicker
 }
 
 // Source reads one manifest directory.

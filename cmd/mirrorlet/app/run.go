@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
+	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -95,6 +97,10 @@ func Run(ctx context.Context, opts Options) error {
 
 func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	if a.opts.ManifestURL != "" {
+		store, err := a.lastGood(manifest.SourceHTTP)
+		if err != nil {
+			return err
+		}
 		registerMetrics.Do(func() {
 			for _, c := range urlsource.Collectors() {
 				metrics.Registry.MustRegister(c)
@@ -103,8 +109,8 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 		src, err := urlsource.New(urlsource.Config{
 			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
 			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
-			Publish: a.publisher(manifest.SourceHTTP),
-			Log:     a.opts.Log.WithName("urlsource"),
+			Publish: a.publisher(manifest.SourceHTTP), LastGood: store,
+			Log: a.opts.Log.WithName("urlsource"),
 		})
 		if err != nil {
 			return fmt.Errorf("setting up manifest URL source: %w", err)
@@ -114,16 +120,33 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	if a.opts.PodManifestPath == "" {
 		return nil
 	}
+	store, err := a.lastGood(manifest.SourceFile)
+	if err != nil {
+		return err
+	}
 	src, err := dirsource.New(dirsource.Config{
 		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
-		Publish: a.publisher(manifest.SourceFile),
-		Log:     a.opts.Log.WithName("dirsource"),
+		Publish: a.publisher(manifest.SourceFile), LastGood: store,
+		Log: a.opts.Log.WithName("dirsource"),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up manifest directory source: %w", err)
 	}
 	g.Go(func() error { return src.Run(ctx) })
 	return nil
+}
+
+// lastGood opens the last-good manifest store of source under the root
+// directory; nil (no store) when mirrorlet has no root directory (tests).
+func (a *agent) lastGood(source string) (*lastgood.Store, error) {
+	if a.opts.RootDir == "" {
+		return nil, nil
+	}
+	s, err := lastgood.Open(filepath.Join(a.opts.RootDir, "last-good-manifests", source))
+	if err != nil {
+		return nil, fmt.Errorf("opening the last good manifests: %w", err)
+	}
+	return s, nil
 }
 
 // publisher returns the function a source publishes with: it updates the
