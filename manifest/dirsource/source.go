@@ -15,7 +15,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
 
@@ -240,7 +239,6 @@ func (s *Source) Rescan() {
 
 func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 	var snap desired.Snapshot
-	byName := map[types.NamespacedName]string{} // key -> path that holds it
 	seen := sets.New[string]()
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
@@ -265,12 +263,6 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 				continue
 			}
 		}
-		if other, clash := byName[sp.Key()]; clash {
-			snap.Problems = append(snap.Problems, desired.Problem{Origin: path,
-				Err: fmt.Errorf("%s: pod %s is already defined by %s", path, sp.Key(), other)})
-			continue
-		}
-		byName[sp.Key()] = path
 		s.last[path] = sp
 		snap.Pods = append(snap.Pods, sp)
 	}

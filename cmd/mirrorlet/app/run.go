@@ -81,6 +81,7 @@ func Run(ctx context.Context, opts Options) error {
 	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
 		g.Go(func() error { poller.Run(ctx); return nil })
 	}
+	a.seedRunning(ctx)
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
 	}
@@ -134,6 +135,25 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	}
 	g.Go(func() error { return src.Run(ctx) })
 	return nil
+}
+
+// seedRunning tells the desired set which pod versions already run, so
+// that a manifest added while mirrorlet was stopped cannot take a running
+// pod's name or host ports. A runtime that cannot answer now is skipped:
+// then ties at start go by source priority and file order.
+func (a *agent) seedRunning(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pods, err := a.runtime.ListPods(ctx)
+	if err != nil {
+		a.opts.Log.Error(err, "Cannot list running pods at start; manifest clashes go by file order")
+		return
+	}
+	hashes := make([]string, 0, len(pods))
+	for _, p := range pods {
+		hashes = append(hashes, string(p.UID))
+	}
+	a.desired.SetRunning(hashes)
 }
 
 // lastGood opens the last-good manifest store of source under the root
