@@ -328,3 +328,5 @@ func refused(t testing.TB, what string, err error, want ...string) {
 		}
 	}
 }
+
+func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }
