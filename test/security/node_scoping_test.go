@@ -2,6 +2,7 @@ package security
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,7 +204,7 @@ func TestAgentDeleteCollectionChecksEachPod(t *testing.T) {
 	eventually(t, "deletecollection granted", func() bool {
 		err = n1.c.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace("default"), client.MatchingLabels{"role": "x"},
 			client.MatchingFields{"metadata.name": n2.mirror.Name})
-		return err == nil || !stringsContains(err.Error(), "cannot deletecollection")
+		return err == nil || !strings.Contains(err.Error(), "cannot deletecollection")
 	})
 	refused(t, "deletecollection over n2's mirror", err, "may only write pods bound to node "+n1.node, "bound to node "+n2.node)
 	if err := admin.Get(ctx, client.ObjectKeyFromObject(n2.mirror), &corev1.Pod{}); err != nil {

@@ -227,7 +227,7 @@ func waitPolicies(ctx context.Context, active bool) error {
 			err := probe()
 			refused := apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy")
 			if refused != active {
-				last = fmt.Errorf("%s policy: active=%v, want %v (request error: %v)", name, refused, active, err)
+				last = fmt.Errorf("%s policy: active=%v, want %v (request error: %w)", name, refused, active, err)
 				return false, nil
 			}
 		}
@@ -328,5 +328,3 @@ func refused(t testing.TB, what string, err error, want ...string) {
 		}
 	}
 }
-
-func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }
