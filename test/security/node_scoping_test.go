@@ -31,7 +31,7 @@ func newScope(t *testing.T, prefix string) *scope {
 	ctx := t.Context()
 	s := &scope{node: newNodeName(prefix)}
 	s.c = agentClient(t, s.node)
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.node}}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.node}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{staticOnly}}}
 	if err := s.c.Create(ctx, n); err != nil {
 		t.Fatalf("agent %s creating its Node: %v", s.node, err)
 	}
@@ -62,6 +62,9 @@ func newScope(t *testing.T, prefix string) *scope {
 	}
 	return s
 }
+
+// staticOnly is the taint mirrorlet registers its Node with.
+var staticOnly = corev1.Taint{Key: "node.mirrorlet.io/static-only", Value: "true", Effect: corev1.TaintEffectNoSchedule}
 
 // ownMirror returns a mirror pod of the scope's node, owned by its Node.
 func (s *scope) ownMirror(name string) *corev1.Pod {
@@ -116,7 +119,9 @@ func TestAgentRefusedOutsideItsNode(t *testing.T) {
 	if err := admin.Create(ctx, plainPod); err != nil {
 		t.Fatal(err)
 	}
-	otherNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n2.node + "-other"}}
+	otherNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n2.node + "-other"}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{staticOnly}}}
+	untainted := newNodeName("untainted")
+	untaintedClient := agentClient(t, untainted)
 	otherLease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: n1.node, Namespace: "default"}}
 
 	for _, tc := range []struct {
@@ -148,6 +153,9 @@ func TestAgentRefusedOutsideItsNode(t *testing.T) {
 		}, boundToN2},
 		{"create another Node", func() error { return n1.c.Create(ctx, otherNode) },
 			[]string{"may only write its own Node " + n1.node + ", not Node " + otherNode.Name}},
+		{"register its Node without the static-only taint", func() error {
+			return untaintedClient.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: untainted}})
+		}, []string{"may only register Node " + untainted + " with the taint node.mirrorlet.io/static-only:NoSchedule"}},
 		{"patch Node n2's status", func() error {
 			n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n2.node}}
 			return n1.c.Status().Patch(ctx, n, client.RawPatch(types.MergePatchType, []byte(`{"status":{"conditions":[{"type":"Ready","status":"False","reason":"X","message":"x"}]}}`)))
