@@ -135,6 +135,11 @@ func TestAgentRefusedOutsideItsNode(t *testing.T) {
 			[]string{"may only write mirror pods (annotation kubernetes.io/config.mirror) of node " + n1.node}},
 		{"create a mirror of n1 owned by Node n2", func() error { return n1.c.Create(ctx, ownedByN2) },
 			[]string{"whose one owner reference is the controller reference to Node " + n1.node}},
+		{"create a mirror on n1 under n2's mirror name", func() error {
+			p := n1.ownMirror("taken")
+			p.Name = "taken-" + n2.node
+			return n1.c.Create(ctx, p)
+		}, []string{"may only create mirror pods named <pod>-" + n1.node + ", not pod default/taken-" + n2.node}},
 		{"create a mirror with a Secret volume", func() error { return n1.c.Create(ctx, withSecret) },
 			[]string{"may not create pods with Secret, ConfigMap", "has: creds"}},
 		{"create a mirror with a service account", func() error { return n1.c.Create(ctx, withSA) },
