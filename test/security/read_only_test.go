@@ -4,8 +4,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
 )
@@ -42,6 +44,20 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 		edited := m.DeepCopy()
 		edited.Labels["role"] = "b"
 		refused(t, "update", editor.Update(ctx, edited), append(readOnly, "refused: change of labels)")...)
+	})
+	// A user who may also write pods/status. (Ephemeral containers need
+	// no policy: the API server refuses them on mirror pods.)
+	debugger := subresourceWriter(t)
+	t.Run("label through pods/status", func(t *testing.T) {
+		err := debugger.Status().Patch(ctx, m.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"role":"b"}}}`)))
+		refused(t, "label through pods/status", err, append(readOnly, "refused: change of labels)")...)
+	})
+	t.Run("status write allowed", func(t *testing.T) {
+		err := debugger.Status().Patch(ctx, m.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"status":{"message":"edited"}}`)))
+		if err != nil {
+			t.Fatalf("status write: %v", err)
+		}
+		a.waitMirror("web", func(p *corev1.Pod) bool { return p.Status.Message == "" && isRunning(p) })
 	})
 	t.Run("no-op patch allowed", func(t *testing.T) {
 		if err := patch(ctx, editor, m, `{"metadata":{"labels":{"role":"a"}}}`); err != nil {
@@ -99,4 +115,27 @@ func TestMisnamedAgentRefused(t *testing.T) {
 		"user mirrorlet:legacy is in group mirrorlet:nodes but is not named mirrorlet:node:<node-name>")
 	refused(t, "create mirror", c.Create(t.Context(), mirrorPod("web", "default", "legacy")),
 		"is not named mirrorlet:node:<node-name>")
+}
+
+// subresourceWriter returns the client of a user who may update and patch
+// pods/status in namespace default (the edit ClusterRole does not).
+func subresourceWriter(t *testing.T) client.Client {
+	t.Helper()
+	name := "debugger-" + newNodeName("user")
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/status"},
+			Verbs: []string{"update", "patch"}}},
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
+	}
+	for _, o := range []client.Object{role, rb} {
+		if err := admin.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mustUserClient(t, name)
 }
