@@ -198,21 +198,7 @@ func TestAgentDeleteCollectionChecksEachPod(t *testing.T) {
 	refused(t, "deletecollection under the shipped RBAC", n1.c.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace("default"), sel),
 		`cannot deletecollection resource "pods"`)
 
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "deletecollection-" + n1.node, Namespace: "default"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"deletecollection"}}},
-	}
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: "default"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "mirrorlet:node:" + n1.node}},
-	}
-	for _, o := range []client.Object{role, rb} {
-		if err := admin.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = admin.Delete(context.Background(), o) })
-	}
+	grant(t, "mirrorlet:node:"+n1.node, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"deletecollection"}})
 	var err error
 	eventually(t, "deletecollection granted", func() bool {
 		err = n1.c.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace("default"), client.MatchingLabels{"role": "x"},
@@ -222,5 +208,47 @@ func TestAgentDeleteCollectionChecksEachPod(t *testing.T) {
 	refused(t, "deletecollection over n2's mirror", err, "may only write pods bound to node "+n1.node, "bound to node "+n2.node)
 	if err := admin.Get(ctx, client.ObjectKeyFromObject(n2.mirror), &corev1.Pod{}); err != nil {
 		t.Errorf("n2's mirror: %v, want it kept", err)
+	}
+}
+
+// TestAgentCoreEventsScoped: agents write events.k8s.io Events, and RBAC
+// gives them no core v1 Events; granted anyway, the policy checks a core
+// Event's involvedObject as it checks regarding.
+func TestAgentCoreEventsScoped(t *testing.T) {
+	ctx := t.Context()
+	n1 := newNodeName("ev1")
+	c := agentClient(t, n1)
+	grant(t, "mirrorlet:node:"+n1, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}})
+	coreEvent := func(kind, name string) *corev1.Event {
+		return &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{GenerateName: name + "-", Namespace: "default"},
+			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: kind, Name: name},
+			Reason:         "FailedLoadManifest", Message: "test", Type: corev1.EventTypeWarning,
+			Source: corev1.EventSource{Component: "mirrorlet", Host: n1},
+		}
+	}
+	eventually(t, "core events granted", func() bool {
+		err := c.Create(ctx, coreEvent("Node", n1))
+		return err == nil
+	})
+	refused(t, "core Event about another Node", c.Create(ctx, coreEvent("Node", "other-node")),
+		"may only write Events about Node "+n1, "is about Node /other-node")
+}
+
+// grant binds a Role with rule in namespace default to user, for the test.
+func grant(t *testing.T, user string, rule rbacv1.PolicyRule) {
+	t.Helper()
+	name := "grant-" + strings.ReplaceAll(user, ":", "-")
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Rules: []rbacv1.PolicyRule{rule}}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	for _, o := range []client.Object{role, rb} {
+		if err := admin.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = admin.Delete(context.Background(), o) })
 	}
 }
