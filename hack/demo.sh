@@ -87,9 +87,15 @@ up() {
   ln -sf "$KUBECTL" "$DIR/bin/kubectl"
 
   log "starting kube-apiserver and etcd"
-  start localcluster env KUBEBUILDER_ASSETS="$ASSETS" "$DIR/bin/localcluster" --kubeconfig "$DIR/kubeconfig"
+  start localcluster env KUBEBUILDER_ASSETS="$ASSETS" "$DIR/bin/localcluster" --kubeconfig "$DIR/kubeconfig" \
+    --agent-node "$NODE" --agent-kubeconfig "$DIR/mirrorlet.kubeconfig"
   wait_for 120 "the API server" localcluster test -s "$DIR/kubeconfig"
   export KUBECONFIG=$DIR/kubeconfig
+  # mirrorlet runs as its own least-privilege identity (user
+  # mirrorlet:node:$NODE in group mirrorlet:nodes, $DIR/mirrorlet.kubeconfig);
+  # kubectl stays the admin's.
+  log "applying mirrorlet's RBAC and admission policies (deploy/rbac, deploy/admission)"
+  "$KUBECTL" apply -f "$ROOT/deploy/rbac/mirrorlet.yaml" -f "$ROOT/deploy/admission/" >/dev/null
 
   local endpoint
   case $RUNTIME in
@@ -104,8 +110,8 @@ up() {
   *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME (containerd or fake)"; exit 1 ;;
   esac
   sed "s#127.0.0.1:5000#$REGISTRY#" "$ROOT/deploy/examples/manifests/static-web.yaml" >"$DIR/manifests/static-web.yaml"
-  log "starting mirrorlet (node $NODE, runtime $endpoint)"
-  start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/kubeconfig" --node-name "$NODE" \
+  log "starting mirrorlet (node $NODE, runtime $endpoint, user mirrorlet:node:$NODE)"
+  start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/mirrorlet.kubeconfig" --node-name "$NODE" \
     --pod-manifest-path "$DIR/manifests" --container-runtime-endpoint "$endpoint" \
     --root-dir "$DIR/root" --pod-logs-dir "$DIR/logs" \
     --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
@@ -117,12 +123,14 @@ up() {
   fi
   cat <<EOT
 
-mirrorlet is running (log: $DIR/mirrorlet.log). Try:
+mirrorlet is running (log: $DIR/mirrorlet.log) as user mirrorlet:node:$NODE
+($DIR/mirrorlet.kubeconfig), under deploy/rbac and deploy/admission. Try:
 
   export KUBECONFIG=$DIR/kubeconfig PATH=$DIR/bin:\$PATH
   kubectl get pods -l role=myrole                      # the mirror: static-web-$NODE
   curl localhost:8080                                  # the static pod, served on the node
   kubectl delete pod static-web-$NODE                  # it comes back at once; the server never stops
+  kubectl label pod static-web-$NODE tier=web          # refused: mirrors are read-only, edit the manifest
   sed -i 's/role: myrole/role: myrole\n    tier: web/' $DIR/manifests/static-web.yaml
   kubectl get pods -l tier=web                         # labels follow the manifest, no restart
   sed -i 's/hello from a static pod/hello again/' $DIR/manifests/static-web.yaml
