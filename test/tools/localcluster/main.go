@@ -26,6 +26,8 @@ func run() error {
 	// Own flag set: controller-runtime registers a global --kubeconfig.
 	fs := flag.NewFlagSet("localcluster", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", "", "Where to write the admin kubeconfig (required).")
+	kubeletPKI := fs.String("kubelet-pki-dir", "", "If set, the API server calls node APIs with a client certificate made here; "+
+		"node APIs verify it with "+KubeletClientCAFile+" (mirrorlet's --client-ca-file).")
 	_ = fs.Parse(os.Args[1:])
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -34,6 +36,11 @@ func run() error {
 		return fmt.Errorf("KUBEBUILDER_ASSETS must point at the envtest binaries (hack/build-envtest.sh prints it)")
 	}
 	env := &envtest.Environment{}
+	if *kubeletPKI != "" {
+		if err := configureKubeletClient(env, *kubeletPKI); err != nil {
+			return err
+		}
+	}
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
@@ -41,6 +48,11 @@ func run() error {
 	user, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("adding admin user: %w", err)
+	}
+	if *kubeletPKI != "" {
+		if err := authorizeKubeletClient(context.Background(), user.Config()); err != nil {
+			return err
+		}
 	}
 	data, err := user.KubeConfig()
 	if err != nil {
