@@ -2,8 +2,8 @@ package nodeapi
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -244,5 +244,55 @@ func TestPodsAndHealthz(t *testing.T) {
 			t.Errorf("%s: %d, want 501 until wired", path, rec.Code)
 		}
 	}
-	_ = context.Background()
+}
+
+// TestStalledReaderIsCutOff: a client that stops reading a followed log
+// holds only its own request, and only until StalledWriteTimeout; other
+// requests are served meanwhile.
+func TestStalledReaderIsCutOff(t *testing.T) {
+	dir := t.TempDir()
+	// More than the connection's buffers take.
+	line := "2026-07-01T12:00:01Z stdout F " + strings.Repeat("x", 200) + "\n"
+	path := filepath.Join(dir, "default_web-n1_uid1", "web", "0.log")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Repeat(line, 200_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pods := fakePods{"default/web-n1": testPod("default", "web-n1", "uid1", "web")}
+	s, err := New(Config{NodeName: "n1", Port: 10250, Authenticator: fakeAuthn{}, Authorizer: allowAll(), Pods: pods,
+		PodLogsDir: dir, FollowInterval: 10 * time.Millisecond, StalledWriteTimeout: 300 * time.Millisecond, Log: testr.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.Handler().ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, "/containerLogs") {
+			close(ended)
+		}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	// Ask, then never read.
+	if _, err := conn.Write([]byte("GET /containerLogs/default/web-n1/web?follow=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/healthz", nil)
+	req.Header.Set("Authorization", "Bearer admin")
+	resp, err := srv.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz while a reader stalls: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled log stream was not cut off")
+	}
 }
