@@ -2,13 +2,18 @@ package servingcert
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	certutil "k8s.io/client-go/util/cert"
 )
 
 func TestSelfSigned(t *testing.T) {
@@ -66,4 +71,39 @@ func leaf(t *testing.T, s Source) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestFromFilesReloads: replacing the files (as cert-manager or a renewal
+// script does) changes the served certificate without a restart.
+func TestFromFilesReloads(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key")
+	writePair := func(host string) {
+		certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey(host, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePair("first")
+	src, err := FromFiles(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go src.Run(t.Context())
+	if got := leaf(t, src).Subject.CommonName; !strings.HasPrefix(got, "first@") {
+		t.Fatalf("serving %q, want first@...", got)
+	}
+	writePair("second")
+	err = wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return strings.HasPrefix(leaf(t, src).Subject.CommonName, "second@"), nil
+	})
+	if err != nil {
+		t.Fatalf("still serving %q after the files changed", leaf(t, src).Subject.CommonName)
+	}
 }
