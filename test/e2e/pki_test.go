@@ -50,7 +50,8 @@ func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// sign issues a certificate of tmpl for pub, valid for a day.
+// sign issues a certificate of tmpl for pub, valid for a day unless
+// tmpl.NotAfter is set.
 func (ca *testCA) sign(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
@@ -58,7 +59,9 @@ func (ca *testCA) sign(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, er
 	}
 	tmpl.SerialNumber = serial
 	tmpl.NotBefore = time.Now().Add(-time.Minute)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	tmpl.KeyUsage |= x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {
@@ -106,9 +109,9 @@ func (ca *testCA) servingCert(name string, ips ...net.IP) (certPath, keyPath str
 	})
 }
 
-// signCSR signs a PEM certificate request as a serving certificate, as a
-// signer of kubernetes.io/kubelet-serving would.
-func (ca *testCA) signCSR(csrPEM []byte) ([]byte, error) {
+// signCSR signs a PEM certificate request as a serving certificate valid
+// for lifetime, as a signer of kubernetes.io/kubelet-serving would.
+func (ca *testCA) signCSR(csrPEM []byte, lifetime time.Duration) ([]byte, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil {
 		return nil, fmt.Errorf("no PEM certificate request")
@@ -122,6 +125,6 @@ func (ca *testCA) signCSR(csrPEM []byte) ([]byte, error) {
 	}
 	return ca.sign(&x509.Certificate{
 		Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotAfter: time.Now().Add(lifetime),
 	}, req.PublicKey)
 }

@@ -22,7 +22,9 @@ import (
 // the signer envtest lacks: it approves the CertificateSigningRequest and
 // signs it with the CA the API server verifies node APIs with, after
 // which kubectl logs works, the API server having verified the
-// certificate. Before that, mirrorlet serves no certificate at all.
+// certificate. Before that, mirrorlet serves no certificate at all. The
+// certificate is short-lived: mirrorlet requests and serves a new one
+// before it expires.
 func TestServingCertificateFromCSR(t *testing.T) {
 	n := startNode(t, withNodeAPI(certFromCluster))
 	port := freePort(t)
@@ -51,23 +53,12 @@ func TestServingCertificateFromCSR(t *testing.T) {
 		t.Fatal("a certificate is served before the CSR was signed")
 	}
 
-	ctx := t.Context()
-	csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
-		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "E2EApproved", Message: "approved by the test",
-	})
-	if csr, err = cs.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if csr.Status.Certificate, err = servingCA.signCSR(csr.Spec.Request); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, csr, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
+	// Short-lived: mirrorlet must renew it (at 70-90% of its life).
+	approveAndSign(t, cs, csr, time.Minute)
+	var first *x509.Certificate
 	eventually(t, time.Minute, "the signed certificate served", func() bool {
-		c, err := servedCertificate(n.apiPort)
-		return err == nil && c.Issuer.CommonName == "kubelet-serving-ca" && c.Subject.CommonName == "system:node:"+n.name
+		first, err = servedCertificate(n.apiPort)
+		return err == nil && first.Issuer.CommonName == "kubelet-serving-ca" && first.Subject.CommonName == "system:node:"+n.name
 	})
 	eventually(t, 30*time.Second, "kubectl logs through the verified certificate", func() bool {
 		out, err := kubectlLogs(mirror)
@@ -76,6 +67,41 @@ func TestServingCertificateFromCSR(t *testing.T) {
 	kept := filepath.Join(n.root, "pki", "mirrorlet-server-current.pem")
 	if mode, err := fileMode(kept); err != nil || mode != 0o600 {
 		t.Fatalf("%s: mode %v (%v), want 0600", kept, mode, err)
+	}
+
+	// Before it expires, mirrorlet asks again and serves the new one.
+	var renewal *certificatesv1.CertificateSigningRequest
+	eventually(t, 2*time.Minute, "a renewal CSR", func() bool {
+		renewal = findServingCSR(t, cs, n.name, csr.Name)
+		return renewal != nil
+	})
+	approveAndSign(t, cs, renewal, 24*time.Hour)
+	eventually(t, time.Minute, "the renewed certificate served", func() bool {
+		c, err := servedCertificate(n.apiPort)
+		return err == nil && c.SerialNumber.Cmp(first.SerialNumber) != 0 && c.NotAfter.After(first.NotAfter.Add(time.Hour))
+	})
+	if out, err := kubectlLogs(mirror); err != nil || !strings.Contains(out, "webserver starting") {
+		t.Fatalf("kubectl logs through the renewed certificate (%v): %s", err, out)
+	}
+}
+
+// approveAndSign approves csr and signs it for lifetime, as the cluster's
+// approver and signer would.
+func approveAndSign(t *testing.T, cs kubernetes.Interface, csr *certificatesv1.CertificateSigningRequest, lifetime time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+		Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "E2EApproved", Message: "approved by the test",
+	})
+	csr, err := cs.CertificatesV1().CertificateSigningRequests().UpdateApproval(ctx, csr.Name, csr, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if csr.Status.Certificate, err = servingCA.signCSR(csr.Spec.Request, lifetime); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, csr, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -110,8 +136,9 @@ func TestSelfSignedServingCertificate(t *testing.T) {
 	}
 }
 
-// findServingCSR returns the kubelet-serving CSR of node, nil if none.
-func findServingCSR(t *testing.T, cs kubernetes.Interface, node string) *certificatesv1.CertificateSigningRequest {
+// findServingCSR returns a kubelet-serving CSR of node other than those
+// named in except, nil if none.
+func findServingCSR(t *testing.T, cs kubernetes.Interface, node string, except ...string) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
 	list, err := cs.CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
 	if err != nil {
@@ -120,7 +147,7 @@ func findServingCSR(t *testing.T, cs kubernetes.Interface, node string) *certifi
 	}
 	for i := range list.Items {
 		c := &list.Items[i]
-		if c.Spec.SignerName == certificatesv1.KubeletServingSignerName &&
+		if c.Spec.SignerName == certificatesv1.KubeletServingSignerName && !slices.Contains(except, c.Name) &&
 			parseCSR(t, c.Spec.Request).Subject.CommonName == "system:node:"+node {
 			return c
 		}
