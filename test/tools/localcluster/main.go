@@ -31,6 +31,8 @@ func run() error {
 	kubeconfig := fs.String("kubeconfig", "", "Where to write the admin kubeconfig (required).")
 	agentNode := fs.String("agent-node", "", "Also write a kubeconfig for user mirrorlet:node:<this node> in group mirrorlet:nodes.")
 	agentKubeconfig := fs.String("agent-kubeconfig", "", "Where to write the --agent-node kubeconfig (mode 0600).")
+	kubeletPKI := fs.String("kubelet-pki-dir", "", "If set, the API server calls node APIs with a client certificate made here; "+
+		"node APIs verify it with "+KubeletClientCAFile+" (mirrorlet's --client-ca-file).")
 	_ = fs.Parse(os.Args[1:])
 	if *kubeconfig == "" {
 		return fmt.Errorf("--kubeconfig is required")
@@ -42,6 +44,11 @@ func run() error {
 		return fmt.Errorf("KUBEBUILDER_ASSETS must point at the envtest binaries (hack/build-envtest.sh prints it)")
 	}
 	env := &envtest.Environment{}
+	if *kubeletPKI != "" {
+		if err := configureKubeletClient(env, *kubeletPKI); err != nil {
+			return err
+		}
+	}
 	if _, err := env.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
@@ -52,7 +59,17 @@ func run() error {
 			return err
 		}
 	}
-	if err := writeKubeconfig(env, envtest.User{Name: "admin", Groups: []string{"system:masters"}}, *kubeconfig); err != nil {
+	admin := envtest.User{Name: "admin", Groups: []string{"system:masters"}}
+	if *kubeletPKI != "" {
+		u, err := env.ControlPlane.AddUser(admin, nil)
+		if err != nil {
+			return fmt.Errorf("adding admin user: %w", err)
+		}
+		if err := authorizeKubeletClient(context.Background(), u.Config()); err != nil {
+			return err
+		}
+	}
+	if err := writeKubeconfig(env, admin, *kubeconfig); err != nil {
 		return err
 	}
 	fmt.Printf("API server %s; kubeconfig %s\n", env.Config.Host, *kubeconfig)
