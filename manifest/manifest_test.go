@@ -97,6 +97,7 @@ func TestSpecHash(t *testing.T) {
 		{"image change", strings.Replace(validPod, "nginx:1.27", "nginx:1.28", 1), "n1", "/m/web.yaml", false},
 		{"other node", validPod, "n2", "/m/web.yaml", false},
 		{"other file", validPod, "n1", "/m/web2.yaml", false},
+		{"env var reading a label added", withEnvLabel, "n1", "/m/web.yaml", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := load(t, tc.data, tc.node, tc.origin).Hash
@@ -105,7 +106,29 @@ func TestSpecHash(t *testing.T) {
 			}
 		})
 	}
+	// A label that an env var reads is part of what the container runs
+	// with: editing it restarts; other metadata edits still do not.
+	withEnv := load(t, withEnvLabel, "n1", "/m/web.yaml").Hash
+	for _, tc := range []struct {
+		name, data string
+		same       bool
+	}{
+		{"label read by env edited", strings.Replace(withEnvLabel, "role: myrole", "role: other", 1), false},
+		{"other label added", strings.Replace(withEnvLabel, "role: myrole", "role: myrole, tier: web", 1), true},
+		{"annotation added", strings.Replace(withEnvLabel, "  labels:", "  annotations: {a: b}\n  labels:", 1), true},
+	} {
+		t.Run("env/"+tc.name, func(t *testing.T) {
+			got := load(t, tc.data, "n1", "/m/web.yaml").Hash
+			if (got == withEnv) != tc.same {
+				t.Errorf("hash %s vs %s: same=%v, want %v", got, withEnv, got == withEnv, tc.same)
+			}
+		})
+	}
 }
+
+// withEnvLabel is validPod with an env var that reads label "role".
+var withEnvLabel = strings.Replace(validPod, "    image: nginx:1.27\n",
+	"    image: nginx:1.27\n    env: [{name: ROLE, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['role']\"}}}]\n", 1)
 
 func TestLoadErrorsNameFileAndField(t *testing.T) {
 	for _, tc := range []struct {

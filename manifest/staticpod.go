@@ -100,18 +100,61 @@ func applyIdentity(p *corev1.Pod, node string) {
 	p.Spec.Tolerations = append(p.Spec.Tolerations, tol)
 }
 
-// specHash hashes what needs a restart when it changes.
+// specHash hashes what needs a restart when it changes: the spec, and the
+// labels and annotations that environment variables read through the
+// downward API (a container sees those values only when it starts).
 func specHash(p *corev1.Pod, id Identity) (string, error) {
 	in := struct {
 		Node, Origin, Namespace, Name string
 		Spec                          corev1.PodSpec
-	}{strings.ToLower(id.NodeName), id.Origin, p.Namespace, p.Name, p.Spec}
+		EnvMetadata                   map[string]string `json:",omitempty"`
+	}{strings.ToLower(id.NodeName), id.Origin, p.Namespace, p.Name, p.Spec, envMetadata(p)}
 	b, err := json.Marshal(in)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16]), nil
+}
+
+// envMetadata returns the label and annotation values that the pod's
+// environment variables read (fieldRef metadata.labels['k'] or
+// metadata.annotations['k']), keyed by field path; nil when none.
+func envMetadata(p *corev1.Pod) map[string]string {
+	var out map[string]string
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			for _, e := range c.Env {
+				if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil {
+					continue
+				}
+				path := e.ValueFrom.FieldRef.FieldPath
+				value, ok := metadataValue(p, path)
+				if !ok {
+					continue
+				}
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[path] = value
+			}
+		}
+	}
+	return out
+}
+
+// metadataValue returns the value of a metadata.labels['k'] or
+// metadata.annotations['k'] field path.
+func metadataValue(p *corev1.Pod, path string) (string, bool) {
+	for prefix, m := range map[string]map[string]string{
+		"metadata.labels['": p.Labels, "metadata.annotations['": p.Annotations,
+	} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok {
+			key, ok := strings.CutSuffix(rest, "']")
+			return m[key], ok
+		}
+	}
+	return "", false
 }
 
 // SameMetadata reports whether a and b carry the same labels and the same

@@ -3,6 +3,9 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -166,6 +169,12 @@ func validateContainers(cs []corev1.Container, path *field.Path, names sets.Set[
 		if c.Image == "" {
 			errs = append(errs, field.Required(idx.Child("image"), ""))
 		}
+		for j := range c.VolumeMounts {
+			sub := c.VolumeMounts[j].SubPath
+			if msg := checkSubPath(sub); msg != "" {
+				errs = append(errs, field.Invalid(idx.Child("volumeMounts").Index(j).Child("subPath"), sub, msg))
+			}
+		}
 		for j, port := range c.Ports {
 			pp := idx.Child("ports").Index(j)
 			for _, msg := range validation.IsValidPortNum(int(port.ContainerPort)) {
@@ -179,4 +188,20 @@ func validateContainers(cs []corev1.Container, path *field.Path, names sets.Set[
 		}
 	}
 	return errs
+}
+
+// checkSubPath returns why a volumeMount's subPath is refused, or "": it must
+// be a relative path that stays inside the volume (no ".." element), as the
+// API server demands. The runtime also refuses symlinks that lead out of the
+// volume when it mounts it.
+func checkSubPath(sub string) string {
+	switch {
+	case sub == "":
+		return ""
+	case filepath.IsAbs(sub):
+		return "must be a relative path inside the volume"
+	case slices.Contains(strings.Split(filepath.ToSlash(sub), "/"), ".."):
+		return "must not contain '..': a subPath cannot leave its volume"
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/events"
@@ -56,9 +57,11 @@ func (p *ProblemReporter) Start(ctx context.Context) error {
 
 func (p *ProblemReporter) report(ctx context.Context) {
 	current := sets.New[string]()
+	refused := map[string]types.NamespacedName{}
 	for _, pr := range p.Desired.AllProblems() {
 		if pr.Key.Name == "" {
 			current.Insert(pr.Err.Error())
+			refused[pr.Err.Error()] = pr.Refused
 		}
 	}
 	fresh := current.Difference(p.reported)
@@ -72,7 +75,19 @@ func (p *ProblemReporter) report(ctx context.Context) {
 		return // try again next period
 	}
 	for _, msg := range sets.List(fresh) {
-		p.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", msg)
+		p.Recorder.Eventf(node, refusedPod(refused[msg]), corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", msg)
 	}
 	p.reported = current
+}
+
+// refusedPod is the related object of a refusal's Event: the pod (by its
+// mirror's name) that was refused. Events about the Node that differ in
+// it are separate Events: the recorder folds Events that share regarding,
+// related, reason and action into one series and keeps the first note, so
+// without it a second refusal on the Node would only bump a count.
+func refusedPod(key types.NamespacedName) runtime.Object {
+	if key.Name == "" {
+		return nil
+	}
+	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: key.Namespace, Name: key.Name}
 }

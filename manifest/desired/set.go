@@ -18,6 +18,9 @@ type Problem struct {
 	Key    types.NamespacedName
 	Origin string
 	Err    error
+	// Refused names the pod a manifest defines that was refused for a name
+	// or host port another manifest holds; empty otherwise.
+	Refused types.NamespacedName
 }
 
 // Snapshot is everything one source currently provides.
@@ -35,6 +38,12 @@ type Set struct {
 	problems    map[types.NamespacedName][]Problem
 	subscribers map[int]func(types.NamespacedName)
 	nextID      int
+	// running holds the hashes of the pods the runtime ran when mirrorlet
+	// started: they hold their names and host ports from the first merge.
+	running map[string]bool
+	// mergedSynced is true when the last merge had every source: until
+	// then a merge is provisional and holds no name against a later one.
+	mergedSynced bool
 }
 
 // New returns a set fed by the named sources. On a name clash, the pod of
@@ -49,6 +58,18 @@ func New(sources ...string) *Set {
 	}
 }
 
+// SetRunning tells the set which pod versions (by hash) the runtime already
+// runs, before the sources publish: after a restart, a pod that was running
+// keeps its name and host ports against a manifest added meanwhile.
+func (s *Set) SetRunning(hashes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running = map[string]bool{}
+	for _, h := range hashes {
+		s.running[h] = true
+	}
+}
+
 // Update replaces what source provides and notifies subscribers of every key
 // whose pod or problems changed.
 func (s *Set) Update(source string, snap Snapshot) {
@@ -56,6 +77,10 @@ func (s *Set) Update(source string, snap Snapshot) {
 	s.snapshots[source] = snap
 	oldMerged, oldProblems := s.merged, s.problems
 	s.merged, s.problems = s.merge()
+	s.mergedSynced = s.syncedLocked()
+	if s.mergedSynced {
+		s.running = nil // from now on the last merge says who holds what
+	}
 	changed := changedKeys(oldMerged, s.merged, oldProblems, s.problems)
 	subs := make([]func(types.NamespacedName), 0, len(s.subscribers))
 	for _, fn := range s.subscribers {
@@ -69,25 +94,59 @@ func (s *Set) Update(source string, snap Snapshot) {
 	}
 }
 
-// merge builds the desired set from every snapshot, sources in priority
-// order and each source's pods in their order: a pod whose name or host port
-// is already taken is refused with a Problem naming both manifests.
+// merge builds the desired set from every snapshot. A pod whose name or
+// host port is already taken is refused with a Problem naming both
+// manifests; who takes it first:
+//  1. the pods that hold their name already (the same manifest provided it
+//     in the last merge, or, at start, the runtime runs that very version),
+//     so that a new manifest never displaces a running pod. A holder's new
+//     version that clashes keeps its old version running, with the problem
+//     on its mirror, as a bad edit does;
+//  2. then the new pods, sources in priority order and each source's pods
+//     in their (sorted) order: order only breaks ties between new pods.
 func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.NamespacedName][]Problem) {
 	merged := map[types.NamespacedName]*manifest.StaticPod{}
 	problems := map[types.NamespacedName][]Problem{}
 	ports := map[hostPort]*manifest.StaticPod{}
+	refuse := func(key types.NamespacedName, sp *manifest.StaticPod, err error) {
+		problems[key] = append(problems[key], Problem{Key: key, Origin: sp.Origin, Err: err, Refused: sp.Key()})
+	}
+	var newcomers []*manifest.StaticPod
 	for _, src := range s.sources {
 		snap := s.snapshots[src]
 		for _, sp := range snap.Pods {
-			if err := claim(merged, ports, sp); err != nil {
-				problems[types.NamespacedName{}] = append(problems[types.NamespacedName{}], Problem{Origin: sp.Origin, Err: err})
+			old, holds := s.holder(sp)
+			if !holds {
+				newcomers = append(newcomers, sp)
+				continue
+			}
+			err := claim(merged, ports, sp)
+			if err != nil && old != nil && old != sp && claim(merged, ports, old) == nil {
+				refuse(sp.Key(), sp, err) // the old version keeps running
+			} else if err != nil {
+				refuse(types.NamespacedName{}, sp, err)
 			}
 		}
 		for _, p := range snap.Problems {
 			problems[p.Key] = append(problems[p.Key], p)
 		}
 	}
+	for _, sp := range newcomers {
+		if err := claim(merged, ports, sp); err != nil {
+			refuse(types.NamespacedName{}, sp, err)
+		}
+	}
 	return merged, problems
+}
+
+// holder reports whether sp's manifest holds its name already, with the
+// version merged last (nil at start, when the runtime's running version is
+// what holds it).
+func (s *Set) holder(sp *manifest.StaticPod) (*manifest.StaticPod, bool) {
+	if old, ok := s.merged[sp.Key()]; ok && s.mergedSynced {
+		return old, old.Source == sp.Source && old.Origin == sp.Origin
+	}
+	return nil, s.running[sp.Hash]
 }
 
 type hostPort struct {
@@ -211,6 +270,10 @@ func (s *Set) List() []*manifest.StaticPod {
 func (s *Set) Synced() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.syncedLocked()
+}
+
+func (s *Set) syncedLocked() bool {
 	for _, src := range s.sources {
 		if _, ok := s.snapshots[src]; !ok {
 			return false

@@ -15,12 +15,12 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
+	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 )
 
 // Config configures a Source.
@@ -40,8 +40,12 @@ type Config struct {
 	MaxDelay time.Duration
 	// Publish receives every snapshot. Required.
 	Publish func(desired.Snapshot)
-	Log     logr.Logger
-	Clock   clock.WithTicker
+	// LastGood, if set, keeps the last good content of every manifest on
+	// disk: a file found invalid (or a directory found unreadable) after a
+	// restart runs the version that ran before.
+	LastGood *lastgood.Store
+	Log      logr.Logger
+	Clock    clock.WithTicker
 }
 
 // Source reads one manifest directory.
@@ -54,6 +58,8 @@ type Source struct {
 	// failing is true while the directory cannot be read, so the error is
 	// logged once per outage.
 	failing bool
+	// published is true once a snapshot was published.
+	published bool
 }
 
 // New validates and defaults cfg and returns a Source.
@@ -216,18 +222,23 @@ func (s *Source) Rescan() {
 			s.cfg.Log.Error(err, "Cannot read manifest directory, keeping the pods it had; retrying", "path", s.cfg.Path)
 		}
 		s.failing = true
+		if !s.published && s.cfg.LastGood != nil {
+			// At start: run what ran before the restart.
+			s.published = true
+			s.cfg.Publish(s.restoreAll(fmt.Errorf("manifest directory %s: %w", s.cfg.Path, err)))
+		}
 		return
 	}
 	if s.failing {
 		s.cfg.Log.Info("Manifest directory readable again", "path", s.cfg.Path)
 		s.failing = false
 	}
+	s.published = true
 	s.cfg.Publish(s.scan(entries))
 }
 
 func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 	var snap desired.Snapshot
-	byName := map[types.NamespacedName]string{} // key -> path that holds it
 	seen := sets.New[string]()
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
@@ -239,6 +250,9 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 		sp, loadErr := s.load(path)
 		if loadErr != nil {
 			prev := s.last[path]
+			if prev == nil {
+				prev = s.restore(path)
+			}
 			p := desired.Problem{Origin: path, Err: loadErr}
 			if prev != nil {
 				p.Key = prev.Key()
@@ -249,12 +263,6 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 				continue
 			}
 		}
-		if other, clash := byName[sp.Key()]; clash {
-			snap.Problems = append(snap.Problems, desired.Problem{Origin: path,
-				Err: fmt.Errorf("%s: pod %s is already defined by %s", path, sp.Key(), other)})
-			continue
-		}
-		byName[sp.Key()] = path
 		s.last[path] = sp
 		snap.Pods = append(snap.Pods, sp)
 	}
@@ -263,7 +271,73 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 			delete(s.last, path)
 		}
 	}
+	s.forgetRemoved(seen)
 	return snap
+}
+
+// restore returns the last good version of path saved before a restart,
+// or nil.
+func (s *Source) restore(path string) *manifest.StaticPod {
+	if s.cfg.LastGood == nil {
+		return nil
+	}
+	e, ok := s.cfg.LastGood.Get(path)
+	if !ok {
+		return nil
+	}
+	sp, err := manifest.Load(e.Data, s.identity(path))
+	if err != nil {
+		// Saved by a mirrorlet with other rules: it cannot run now.
+		s.cfg.Log.Error(err, "Saved last good manifest no longer loads", "path", path, "saved", e.Saved)
+		return nil
+	}
+	s.cfg.Log.Info("Running the last good version of an invalid manifest, saved before the restart", "path", path, "saved", e.Saved)
+	return sp
+}
+
+// restoreAll returns every saved pod, each with the problem err: what runs
+// while the directory cannot be read at start.
+func (s *Source) restoreAll(err error) desired.Snapshot {
+	var snap desired.Snapshot
+	for _, path := range s.cfg.LastGood.Keys() {
+		if sp := s.restore(path); sp != nil {
+			s.last[path] = sp
+			snap.Pods = append(snap.Pods, sp)
+			snap.Problems = append(snap.Problems, desired.Problem{Key: sp.Key(), Origin: path, Err: err})
+		}
+	}
+	return snap
+}
+
+// forgetRemoved drops the saved version of every manifest no longer in
+// the directory: its pod stops, and must not come back after a restart.
+func (s *Source) forgetRemoved(seen sets.Set[string]) {
+	if s.cfg.LastGood == nil {
+		return
+	}
+	for _, path := range s.cfg.LastGood.Keys() {
+		if seen.Has(path) {
+			continue
+		}
+		if err := s.cfg.LastGood.Delete(path); err != nil {
+			s.cfg.Log.Error(err, "Cannot forget the saved version of a removed manifest", "path", path)
+		}
+	}
+}
+
+// save keeps data as the last good content of path.
+func (s *Source) save(path string, data []byte) {
+	if s.cfg.LastGood == nil {
+		return
+	}
+	if err := s.cfg.LastGood.Put(path, data); err != nil {
+		// The pod runs regardless; only a restart with a bad edit is exposed.
+		s.cfg.Log.Error(err, "Cannot save the last good version of a manifest", "path", path)
+	}
+}
+
+func (s *Source) identity(path string) manifest.Identity {
+	return manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceFile, Origin: path, Seen: s.cfg.Clock.Now()}
 }
 
 // IsManifestName reports whether a file name is read as a manifest: not a
@@ -303,11 +377,11 @@ func (s *Source) load(path string) (*manifest.StaticPod, error) {
 	if err != nil {
 		return nil, &manifest.Error{Origin: path, Err: err}
 	}
-	id := manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceFile, Origin: path, Seen: s.cfg.Clock.Now()}
-	sp, err := manifest.Load(data, id)
+	sp, err := manifest.Load(data, s.identity(path))
 	if err != nil {
 		return nil, err
 	}
+	s.save(path, data)
 	if prev := s.last[path]; prev != nil && prev.Hash == sp.Hash {
 		if manifest.SameMetadata(prev, sp) {
 			return prev, nil

@@ -139,22 +139,6 @@ func TestUnchangedFileKeepsSamePod(t *testing.T) {
 	}
 }
 
-func TestDuplicateNameFirstFileWins(t *testing.T) {
-	dir := t.TempDir()
-	write(t, dir, "a.yaml", pod("web", "i:1"))
-	write(t, dir, "b.yaml", pod("web", "i:2"))
-	s, rec := newSource(t, dir)
-	s.Rescan()
-	snap, _ := rec.last()
-	if len(snap.Pods) != 1 || snap.Pods[0].Origin != filepath.Join(dir, "a.yaml") {
-		t.Fatalf("pods %+v, want the one from a.yaml", names(snap))
-	}
-	if len(snap.Problems) != 1 || !strings.Contains(snap.Problems[0].Err.Error(), "a.yaml") ||
-		!strings.Contains(snap.Problems[0].Err.Error(), "b.yaml") {
-		t.Errorf("problems %+v, want one naming both files", snap.Problems)
-	}
-}
-
 func TestMissingDirectoryPublishesNothing(t *testing.T) {
 	s, rec := newSource(t, filepath.Join(t.TempDir(), "missing"))
 	s.Rescan()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +15,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
+	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 )
 
 // Config configures a Source.
@@ -35,8 +38,12 @@ type Config struct {
 	// Timeout of one fetch. Default 10s.
 	Timeout time.Duration
 	Publish func(desired.Snapshot)
-	Log     logr.Logger
-	Clock   clock.WithTicker
+	// LastGood, if set, keeps the last good version of every pod on disk:
+	// a URL unreachable (or answering garbage) at start runs the pods of
+	// the last good fetch.
+	LastGood *lastgood.Store
+	Log      logr.Logger
+	Clock    clock.WithTicker
 }
 
 // Source fetches one manifest URL.
@@ -132,6 +139,14 @@ func (s *Source) Fetch(ctx context.Context) {
 		fetches.WithLabelValues("not_modified").Inc()
 		lastSuccess.SetToCurrentTime()
 		s.recovered()
+	case err != nil && !errors.Is(err, errNotModified) && s.published == nil && s.cfg.LastGood != nil:
+		// At start: run what ran before the restart.
+		fetches.WithLabelValues("error").Inc()
+		s.failing = true
+		snap := s.restoreAll(err)
+		s.cfg.Log.Error(err, "Manifest URL unusable at start; running the pods of the last good fetch", "url", s.cfg.URL, "pods", len(snap.Pods))
+		s.published = &desired.Snapshot{Pods: snap.Pods}
+		s.cfg.Publish(snap)
 	case errors.As(err, new(*manifest.Error)) && s.published != nil:
 		// The body turned invalid: keep every last good pod, reported.
 		fetches.WithLabelValues("error").Inc()
@@ -215,6 +230,7 @@ func (s *Source) parse(body []byte) (desired.Snapshot, error) {
 	if strings.TrimSpace(string(body)) == "" {
 		s.cfg.Log.Info("Manifest URL returned an empty body: no pods from it", "url", s.cfg.URL)
 		s.last = map[string]*manifest.StaticPod{}
+		s.forgetOthers(nil)
 		return desired.Snapshot{}, nil
 	}
 	pods, err := manifest.DecodePods(body)
@@ -224,25 +240,108 @@ func (s *Source) parse(body []byte) (desired.Snapshot, error) {
 	var snap desired.Snapshot
 	next := map[string]*manifest.StaticPod{}
 	for _, pod := range pods {
-		id := manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceHTTP, Origin: s.cfg.URL, Seen: s.cfg.Clock.Now()}
-		sp, err := manifest.LoadPod(pod, id)
+		sp, err := manifest.LoadPod(pod, s.identity())
 		if err != nil {
 			p := desired.Problem{Origin: s.cfg.URL, Err: err}
-			if prev := s.last[pod.Name]; prev != nil {
+			prev := s.last[pod.Name]
+			if prev == nil {
+				prev = s.restore(pod.Name)
+			}
+			if prev != nil {
 				p.Key, sp = prev.Key(), prev
 			}
 			snap.Problems = append(snap.Problems, p)
 			if sp == nil {
 				continue
 			}
-		} else if prev := s.last[pod.Name]; prev != nil && prev.Hash == sp.Hash && manifest.SameMetadata(prev, sp) {
-			sp = prev
+		} else {
+			s.save(pod)
+			if prev := s.last[pod.Name]; prev != nil && prev.Hash == sp.Hash && manifest.SameMetadata(prev, sp) {
+				sp = prev
+			}
 		}
 		next[pod.Name] = sp
 		snap.Pods = append(snap.Pods, sp)
 	}
 	s.last = next
+	s.forgetOthers(next)
 	return snap, nil
+}
+
+func (s *Source) identity() manifest.Identity {
+	return manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceHTTP, Origin: s.cfg.URL, Seen: s.cfg.Clock.Now()}
+}
+
+// storeKey is the last-good store's key of the URL's pod name.
+func (s *Source) storeKey(name string) string { return s.cfg.URL + "#" + name }
+
+// save keeps pod, as decoded from a good body, as its last good version.
+func (s *Source) save(pod *corev1.Pod) {
+	if s.cfg.LastGood == nil {
+		return
+	}
+	saved := pod.DeepCopy() // a PodList item may omit its kind
+	saved.APIVersion, saved.Kind = "v1", "Pod"
+	data, err := json.Marshal(saved)
+	if err == nil {
+		err = s.cfg.LastGood.Put(s.storeKey(pod.Name), data)
+	}
+	if err != nil {
+		// The pod runs regardless; only a restart with a bad body is exposed.
+		s.cfg.Log.Error(err, "Cannot save the last good version of a manifest URL pod", "url", s.cfg.URL, "pod", pod.Name)
+	}
+}
+
+// restore returns the saved last good version of the URL's pod name, or nil.
+func (s *Source) restore(name string) *manifest.StaticPod {
+	if s.cfg.LastGood == nil {
+		return nil
+	}
+	e, ok := s.cfg.LastGood.Get(s.storeKey(name))
+	if !ok {
+		return nil
+	}
+	sp, err := manifest.Load(e.Data, s.identity())
+	if err != nil {
+		s.cfg.Log.Error(err, "Saved last good manifest URL pod no longer loads", "url", s.cfg.URL, "pod", name, "saved", e.Saved)
+		return nil
+	}
+	return sp
+}
+
+// restoreAll returns every saved pod of the URL, each with the problem err.
+func (s *Source) restoreAll(err error) desired.Snapshot {
+	var snap desired.Snapshot
+	prefix := s.storeKey("")
+	for _, key := range s.cfg.LastGood.Keys() {
+		name, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
+		}
+		if sp := s.restore(name); sp != nil {
+			s.last[name] = sp
+			snap.Pods = append(snap.Pods, sp)
+			snap.Problems = append(snap.Problems, desired.Problem{Key: sp.Key(), Origin: s.cfg.URL,
+				Err: fmt.Errorf("running the last good version saved before the restart: %w", err)})
+		}
+	}
+	return snap
+}
+
+// forgetOthers drops every saved pod not in keep (by pod name): pods gone
+// from the body, and pods of a URL no longer configured.
+func (s *Source) forgetOthers(keep map[string]*manifest.StaticPod) {
+	if s.cfg.LastGood == nil {
+		return
+	}
+	for _, key := range s.cfg.LastGood.Keys() {
+		if name, ok := strings.CutPrefix(key, s.storeKey("")); ok && keep[name] != nil {
+			continue
+		}
+		if err := s.cfg.LastGood.Delete(key); err != nil {
+			s.cfg.Log.Error(err, "Cannot forget a saved manifest URL pod", "key", key)
+		}
+	}
 }
 
 var (

@@ -33,11 +33,8 @@ func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt 
 			return nil, fmt.Errorf("container %s: volume %q: %w", c.Name, v.Name, err)
 		}
 		if m.SubPath != "" {
-			host = filepath.Join(host, m.SubPath)
-			if _, err := os.Lstat(host); errors.Is(err, fs.ErrNotExist) {
-				if err := os.MkdirAll(host, 0o755); err != nil {
-					return nil, fmt.Errorf("container %s: volumeMount %q: creating subPath: %w", c.Name, m.Name, err)
-				}
+			if host, err = resolveSubPath(host, m.SubPath); err != nil {
+				return nil, fmt.Errorf("container %s: volumeMount %q: %w", c.Name, m.Name, err)
 			}
 		}
 		out = append(out, &runtimeapi.Mount{

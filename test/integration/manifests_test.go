@@ -22,6 +22,7 @@ import (
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 	"github.com/mirrorlet/mirrorlet/manifest"
+	"github.com/mirrorlet/mirrorlet/runtime/fake"
 )
 
 // manifestServer serves a manifest body that tests change.
@@ -60,8 +61,12 @@ func TestURLSource(t *testing.T) {
 	srv := &manifestServer{status: 200, body: podList(jsonPod("fromurl", "nginx:1.27", `"src":"url"`), jsonPod("clash", "nginx:1.27", ""))}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	a := startAgent(t, newNodeName("url"), "", nil, withURL(ts.URL))
-	a.write("clash.yaml", podManifest("clash", map[string]string{"src": "dir"}, "nginx:1.27"))
+	// Both new at start: the directory wins the tie with the URL.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "clash.yaml"), []byte(podManifest("clash", map[string]string{"src": "dir"}, "nginx:1.27")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, newNodeName("url"), dir, nil, withURL(ts.URL))
 
 	m := a.waitMirror("fromurl", isRunning)
 	if m.Annotations[manifest.AnnotationSource] != "http" || m.Labels["src"] != "url" {
@@ -256,5 +261,44 @@ func TestValidateServerDryRun(t *testing.T) {
 	var pods corev1.PodList
 	if err := k8s.List(context.Background(), &pods, client.MatchingFields{"spec.nodeName": "dry"}); err != nil || len(pods.Items) != 0 {
 		t.Errorf("a dry run created pods: %v %d", err, len(pods.Items))
+	}
+}
+
+// A new manifest that takes a running pod's name or host port is refused
+// with an error naming both; the running pod keeps running, also when the
+// clashing file was added while mirrorlet was stopped and sorts first.
+func TestRunningPodWinsClash(t *testing.T) {
+	node, rt := newNodeName("clash"), fake.New(nil)
+	a := startAgent(t, node, "", rt)
+	withPort := func(name, image string) string {
+		return podManifest(name, nil, image) + "      hostPort: 8080\n"
+	}
+	a.write("z.yaml", withPort("web", "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+	untouched := func() bool {
+		p, ok := a.runtimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && p.UID == rp.UID && rt.Starts(rp.UID) == 1
+	}
+
+	a.write("a.yaml", podManifest("web", nil, "nginx:1.28")) // same name, sorts first
+	waitNodeEvent(t, node, "FailedLoadManifest", "a.yaml")
+	a.write("b.yaml", withPort("other", "nginx:1.27")) // same host port
+	waitNodeEvent(t, node, "FailedLoadManifest", "b.yaml")
+	consistently(t, "the running pod untouched, the newcomers not run", time.Second, func() bool {
+		_, other := a.runtimePod("other")
+		return untouched() && !other && len(rt.Pods()) == 1
+	})
+
+	// Restart with a clashing file added meanwhile that sorts first.
+	a.stop()
+	a.remove("a.yaml")
+	a.remove("b.yaml")
+	a.write("0.yaml", podManifest("web", nil, "nginx:1.29"))
+	b := startAgent(t, node, a.dir, rt)
+	waitNodeEvent(t, node, "FailedLoadManifest", "0.yaml")
+	consistently(t, "the running pod untouched after the restart", 2*time.Second, untouched)
+	if got := b.waitMirror("web", nil); got.UID != m.UID || got.Spec.Containers[0].Image != "nginx:1.27" {
+		t.Errorf("mirror %s image %s, want the running pod's (UID %s, nginx:1.27)", got.UID, got.Spec.Containers[0].Image, m.UID)
 	}
 }

@@ -266,3 +266,34 @@ func TestImagePullFailureIsReported(t *testing.T) {
 		return false
 	})
 }
+
+// A label that an environment variable reads (downward API) is part of what
+// the container runs with: editing it replaces the pod. Other label edits
+// still patch the mirror in place.
+func TestLabelReadByEnvReplacesPod(t *testing.T) {
+	a := startAgent(t, newNodeName("envlabel"), "", nil)
+	manifest := func(role, tier string) string {
+		return podManifest("web", map[string]string{"role": role, "tier": tier}, "nginx:1.27") +
+			"    env:\n    - name: ROLE\n      valueFrom: {fieldRef: {fieldPath: \"metadata.labels['role']\"}}\n"
+	}
+	a.write("web.yaml", manifest("a", "x"))
+	old := a.waitMirror("web", isRunning)
+	oldPod := a.waitRunning("web", 1)
+
+	a.write("web.yaml", manifest("a", "y"))
+	m := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["tier"] == "y" })
+	if m.UID != old.UID {
+		t.Fatalf("an edit of a label no env var reads recreated the mirror")
+	}
+	if p, ok := a.runtimePod("web"); !ok || p.UID != oldPod.UID {
+		t.Fatalf("an edit of a label no env var reads replaced the pod")
+	}
+
+	a.write("web.yaml", manifest("b", "y"))
+	m = a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && isRunning(p) })
+	newPod := a.waitRunning("web", 1)
+	if m.UID == old.UID || newPod.UID == oldPod.UID {
+		t.Errorf("editing a label that env var ROLE reads kept the pod (mirror UID %s, runtime UID %s): its container still sees the old value",
+			m.UID, newPod.UID)
+	}
+}

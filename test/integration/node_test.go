@@ -238,3 +238,34 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	}
 	return nil
 }
+
+func withRootDir(dir string) agentOption {
+	return func(o *app.Options) { o.RootDir = dir }
+}
+
+// An invalid edit made while mirrorlet is stopped: after the restart the
+// last good pod still runs, unrestarted, with the error on its mirror —
+// exactly as without the restart.
+func TestBadEditWhileStoppedKeepsLastGoodPodAfterRestart(t *testing.T) {
+	node, root, rt := newNodeName("lkg"), t.TempDir(), fake.New(nil)
+	a := startAgent(t, node, "", rt, withRootDir(root))
+	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.waitMirror("web", isRunning)
+	rp := a.waitRunning("web", 1)
+	starts := rt.Starts(rp.UID)
+	a.stop()
+
+	a.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
+	b := startAgent(t, node, a.dir, rt, withRootDir(root))
+	b.waitMirror("web", func(p *corev1.Pod) bool {
+		c := condition(p, "mirrorlet.io/ManifestValid")
+		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "imagee")
+	})
+	consistently(t, "the last good pod keeps running, unrestarted", 2*time.Second, func() bool {
+		p, ok := b.runtimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && rt.Starts(rp.UID) == starts && len(rt.Pods()) == 1
+	})
+	if got := b.waitMirror("web", nil); got.UID != m.UID {
+		t.Errorf("mirror recreated across the restart (UID %s -> %s)", m.UID, got.UID)
+	}
+}

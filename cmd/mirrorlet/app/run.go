@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
+	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -79,6 +81,7 @@ func Run(ctx context.Context, opts Options) error {
 	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
 		g.Go(func() error { poller.Run(ctx); return nil })
 	}
+	a.seedRunning(ctx)
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
 	}
@@ -86,6 +89,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.setupServers(ctx, g)
+	if err := a.setupNodeAPI(ctx, g); err != nil {
+		return err
+	}
 	// The node side is up: systemd hears READY=1 once the API caches sync,
 	// or after a bounded wait without them (see package sdnotify).
 	g.Go(func() error { return a.notify.Run(ctx) })
@@ -95,6 +101,10 @@ func Run(ctx context.Context, opts Options) error {
 
 func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	if a.opts.ManifestURL != "" {
+		store, err := a.lastGood(manifest.SourceHTTP)
+		if err != nil {
+			return err
+		}
 		registerMetrics.Do(func() {
 			for _, c := range urlsource.Collectors() {
 				metrics.Registry.MustRegister(c)
@@ -103,8 +113,8 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 		src, err := urlsource.New(urlsource.Config{
 			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
 			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
-			Publish: a.publisher(manifest.SourceHTTP),
-			Log:     a.opts.Log.WithName("urlsource"),
+			Publish: a.publisher(manifest.SourceHTTP), LastGood: store,
+			Log: a.opts.Log.WithName("urlsource"),
 		})
 		if err != nil {
 			return fmt.Errorf("setting up manifest URL source: %w", err)
@@ -114,16 +124,52 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	if a.opts.PodManifestPath == "" {
 		return nil
 	}
+	store, err := a.lastGood(manifest.SourceFile)
+	if err != nil {
+		return err
+	}
 	src, err := dirsource.New(dirsource.Config{
 		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
-		Publish: a.publisher(manifest.SourceFile),
-		Log:     a.opts.Log.WithName("dirsource"),
+		Publish: a.publisher(manifest.SourceFile), LastGood: store,
+		Log: a.opts.Log.WithName("dirsource"),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up manifest directory source: %w", err)
 	}
 	g.Go(func() error { return src.Run(ctx) })
 	return nil
+}
+
+// seedRunning tells the desired set which pod versions already run, so
+// that a manifest added while mirrorlet was stopped cannot take a running
+// pod's name or host ports. A runtime that cannot answer now is skipped:
+// then ties at start go by source priority and file order.
+func (a *agent) seedRunning(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pods, err := a.runtime.ListPods(ctx)
+	if err != nil {
+		a.opts.Log.Error(err, "Cannot list running pods at start; manifest clashes go by file order")
+		return
+	}
+	hashes := make([]string, 0, len(pods))
+	for _, p := range pods {
+		hashes = append(hashes, string(p.UID))
+	}
+	a.desired.SetRunning(hashes)
+}
+
+// lastGood opens the last-good manifest store of source under the root
+// directory; nil (no store) when mirrorlet has no root directory (tests).
+func (a *agent) lastGood(source string) (*lastgood.Store, error) {
+	if a.opts.RootDir == "" {
+		return nil, nil
+	}
+	s, err := lastgood.Open(filepath.Join(a.opts.RootDir, "last-good-manifests", source))
+	if err != nil {
+		return nil, fmt.Errorf("opening the last good manifests: %w", err)
+	}
+	return s, nil
 }
 
 // publisher returns the function a source publishes with: it updates the
@@ -286,6 +332,7 @@ func (a *agent) setupNode(mgr ctrl.Manager) error {
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 		Version: Version, RuntimeVersion: a.runtimeVersion(context.Background()),
 		RuntimeStatus: a.runtime.Status, Labels: a.opts.NodeLabels, Register: !a.opts.NoRegisterNode,
+		Addresses: node.Addresses(a.opts.NodeIP, hostname()), KubeletPort: int32(a.opts.NodeAPI.Port),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up node registrar: %w", err)
@@ -301,7 +348,7 @@ func newRuntime(ctx context.Context, opts Options) (mruntime.Runtime, error) {
 	}
 	return cri.New(ctx, cri.Options{
 		Endpoint: opts.RuntimeEndpoint, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir,
-		NodeName: opts.NodeName, NodeIP: node.HostIP(), Log: opts.Log.WithName("cri"),
+		NodeName: opts.NodeName, NodeIP: opts.NodeIP, Log: opts.Log.WithName("cri"),
 	})
 }
 
