@@ -111,6 +111,18 @@ func TestStreamingExec(t *testing.T) {
 			t.Errorf("%s: exit 3: err %v, stdout %q; want exit status 3 and \"exiting 3\\n\"", proto, err, stdout.String())
 		}
 	}
+	// Large output arrives whole (the proxy and the translator neither
+	// truncate nor stall it).
+	const size = 8 << 20
+	for proto, ex := range s.executors(t, "POST", s.url(path, execQuery([]string{"/webserver", "bytes", fmt.Sprint(size)}, "output"))) {
+		var stdout countingWriter
+		start := time.Now()
+		err := streamWithin(t, ex, remotecommand.StreamOptions{Stdout: &stdout})
+		if err != nil || stdout.n != size {
+			t.Errorf("%s: bytes %d: err %v, got %d bytes", proto, size, err, stdout.n)
+		}
+		t.Logf("%s: %d MiB of output in %s", proto, size>>20, time.Since(start).Round(time.Millisecond))
+	}
 	for proto, ex := range s.executors(t, "POST", s.url(path, execQuery([]string{"/webserver", "upper"}, "input", "output", "tty"))) {
 		t.Run("tty-"+proto, func(t *testing.T) { interactive(t, ex) })
 	}
@@ -342,4 +354,12 @@ func TestStreamingAttach(t *testing.T) {
 		now.Status.ContainerStatuses[0].State.Running == nil {
 		t.Errorf("the container did not keep running after the attach sessions: %+v", now)
 	}
+}
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n int }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += len(p)
+	return len(p), nil
 }

@@ -15,6 +15,7 @@ import (
 //
 //	webserver echo ARGS...  prints ARGS, and "stderr: ARGS" on stderr
 //	webserver exit N        prints "exiting N" and exits with status N
+//	webserver bytes N       prints N bytes: lines of "0123456789"
 //	webserver upper         says whether stdin is a terminal, then prints
 //	                        every line read from stdin in upper case until
 //	                        EOF or a line "exit"
@@ -22,6 +23,7 @@ var tools = map[string]func(args []string) int{
 	"echo":  echo,
 	"exit":  exitWith,
 	"upper": upper,
+	"bytes": printBytes,
 }
 
 // runTool runs the tool named by os.Args[1], if any, and reports whether
@@ -76,4 +78,26 @@ func isTerminal(f *os.File) bool {
 	var t syscall.Termios
 	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
 	return errno == 0
+}
+
+func printBytes(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: webserver bytes N")
+		return 2
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 0 {
+		fmt.Fprintln(os.Stderr, "bytes: want a count")
+		return 2
+	}
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	line := []byte("012345678\n")
+	for ; n >= len(line); n -= len(line) {
+		_, _ = w.Write(line)
+	}
+	_, _ = w.Write(line[:n])
+	if err := w.Flush(); err != nil {
+		return 1
+	}
+	return 0
 }
