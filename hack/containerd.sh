@@ -76,6 +76,11 @@ oom_score = 0
   # Needed where the sandbox itself runs with a raised OOM score.
   restrict_oom_score_adj = true
   enable_selinux = false
+  # The CRI streaming server (exec, attach, port-forward): loopback only, a
+  # free port, plain HTTP; mirrorlet's node API proxies to it.
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_tls_streaming = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

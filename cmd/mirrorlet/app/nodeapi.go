@@ -45,11 +45,15 @@ func (a *agent) setupNodeAPI(ctx context.Context, g *errgroup.Group) error {
 	if logsDir == "" {
 		logsDir = defaultPodLogsDir
 	}
-	srv, err := nodeapi.New(nodeapi.Config{
+	cfg := nodeapi.Config{
 		NodeName: a.opts.NodeName, Address: o.Address, Port: o.Port, GetCertificate: certs.GetCertificate,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer, Pods: nodePods{a}, PodLogsDir: logsDir,
 		Log: a.opts.Log.WithName("nodeapi"),
-	})
+	}
+	if err := a.addStreamingHandlers(&cfg); err != nil {
+		return err
+	}
+	srv, err := nodeapi.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@
 // server that says who it is, can be told to crash, and exits on SIGTERM
 // (optionally after a delay, to test grace periods), and shows its
 // environment, files and user so tests can check what the runtime gave it.
+// Run with a tool name as first argument (tools.go), it is instead one of
+// the small commands tests exec in containers.
 package main
 
 import (
@@ -17,6 +19,9 @@ import (
 )
 
 func main() {
+	if code, ok := runTool(); ok {
+		os.Exit(code)
+	}
 	port := flag.Int("port", 8080, "Port to listen on.")
 	message := flag.String("message", "hello", "Message in every answer.")
 	exitAfter := flag.Duration("exit-after", 0, "Exit 0 after this long (0: never).")
