@@ -59,6 +59,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := opts.Complete(); err != nil {
 		return err
 	}
+	if err := checkLocalFiles(opts); err != nil {
+		return err
+	}
 	rt := opts.Runtime
 	if rt == nil {
 		var err error
@@ -102,7 +105,8 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 		})
 		src, err := urlsource.New(urlsource.Config{
 			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
-			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
+			AllowHTTP: a.opts.ManifestURLAllowHTTP,
+			NodeName:  a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
 			Publish: a.publisher(manifest.SourceHTTP),
 			Log:     a.opts.Log.WithName("urlsource"),
 		})
@@ -116,8 +120,9 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	}
 	src, err := dirsource.New(dirsource.Config{
 		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
-		Publish: a.publisher(manifest.SourceFile),
-		Log:     a.opts.Log.WithName("dirsource"),
+		AllowInsecurePermissions: a.opts.AllowInsecureManifestPermissions,
+		Publish:                  a.publisher(manifest.SourceFile),
+		Log:                      a.opts.Log.WithName("dirsource"),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up manifest directory source: %w", err)
