@@ -59,7 +59,7 @@ func (ca *testCA) certPEM() []byte {
 func (ca *testCA) sign(pub crypto.PublicKey, subject pkix.Name, ttl time.Duration) ([]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)), Subject: subject,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(ttl),
+		NotBefore: time.Now().Add(-time.Second), NotAfter: time.Now().Add(ttl),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}

@@ -62,6 +62,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err := checkLocalFiles(opts); err != nil {
 		return err
 	}
+	if opts.RotateCertificates {
+		certs, err := setupCertificateRotation(ctx, &opts)
+		if err != nil {
+			return err
+		}
+		certs.Start()
+		defer certs.Stop()
+	}
 	rt := opts.Runtime
 	if rt == nil {
 		var err error

@@ -1,0 +1,196 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/certificate"
+	"k8s.io/client-go/util/connrotation"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var renewFailures = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "mirrorlet_client_certificate_renew_errors_total",
+	Help: "Failed attempts to renew the client certificate (--rotate-certificates).",
+})
+
+// registerCertificateMetrics registers the renewal metrics and the expiry
+// of mgr's current certificate, once per process.
+var registerCertificateMetrics = sync.OnceValue(func() *certificateExpiry {
+	e := &certificateExpiry{}
+	metrics.Registry.MustRegister(renewFailures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mirrorlet_client_certificate_expiration_seconds",
+		Help: "Expiry of the client certificate in use, in seconds since the epoch (--rotate-certificates).",
+	}, e.seconds))
+	return e
+})
+
+// certificateExpiry reads the expiry of the current certificate of the
+// latest certificate manager.
+type certificateExpiry struct {
+	mu  sync.Mutex
+	mgr certificate.Manager
+}
+
+func (e *certificateExpiry) set(mgr certificate.Manager) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mgr = mgr
+}
+
+func (e *certificateExpiry) seconds() float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mgr == nil {
+		return 0
+	}
+	if cert := e.mgr.Current(); cert != nil && cert.Leaf != nil {
+		return float64(cert.Leaf.NotAfter.Unix())
+	}
+	return 0
+}
+
+// ClientCertPairName is the name of mirrorlet's client certificate pair
+// under <root-dir>/pki (mirrorlet-client-current.pem is the one in use).
+const ClientCertPairName = "mirrorlet-client"
+
+// rotationCheckPeriod is how often the transport looks for a new
+// certificate to close the connections of the old one.
+const rotationCheckPeriod = time.Second
+
+// setupCertificateRotation makes opts.RestConfig authenticate with a client
+// certificate that a certificate manager renews before it expires, through
+// a CertificateSigningRequest signed in with the current certificate (as
+// the kubelet's --rotate-certificates). Renewed pairs are kept under
+// <root-dir>/pki; the kubeconfig's certificate is the first one.
+func setupCertificateRotation(ctx context.Context, opts *Options) (certificate.Manager, error) {
+	store, err := newCertificateStore(opts)
+	if err != nil {
+		return nil, err
+	}
+	current, err := store.Current()
+	if err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: reading the client certificate: %w", err)
+	}
+	cfg := rest.CopyConfig(opts.RestConfig)
+	subject := current.Leaf.Subject
+	logCtx := logr.NewContext(ctx, opts.Log.WithName("certificate"))
+	mgr, err := certificate.NewManager(&certificate.Config{
+		ClientsetFn:             func(*tls.Certificate) (kubernetes.Interface, error) { return kubernetes.NewForConfig(cfg) },
+		Template:                &x509.CertificateRequest{Subject: pkix.Name{CommonName: subject.CommonName, Organization: subject.Organization}},
+		SignerName:              SignerFor(subject),
+		Usages:                  []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
+		CertificateStore:        store,
+		CertificateRenewFailure: renewFailures,
+		Name:                    ClientCertPairName,
+		Ctx:                     &logCtx,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: creating the certificate manager: %w", err)
+	}
+	if err := rotatingTransport(ctx, cfg, mgr, opts.Log.WithName("certificate")); err != nil {
+		return nil, err
+	}
+	opts.RestConfig = cfg
+	registerCertificateMetrics().set(mgr)
+	opts.Log.Info("Rotating the client certificate before it expires", "subject", subject.String(),
+		"signer", SignerFor(subject), "expires", current.Leaf.NotAfter, "store", filepath.Dir(store.CurrentPath()))
+	return mgr, nil
+}
+
+// SignerFor returns the signer mirrorlet asks to renew a certificate of
+// subject: kube-apiserver-client-kubelet for a kubelet identity (whose
+// renewals the controller manager can approve by itself), else
+// kube-apiserver-client.
+func SignerFor(subject pkix.Name) string {
+	if strings.HasPrefix(subject.CommonName, "system:node:") && slices.Equal(subject.Organization, []string{"system:nodes"}) {
+		return certificatesv1.KubeAPIServerClientKubeletSignerName
+	}
+	return certificatesv1.KubeAPIServerClientSignerName
+}
+
+// newCertificateStore returns the store of client certificates under
+// <root-dir>/pki, seeded with the kubeconfig's certificate.
+func newCertificateStore(opts *Options) (certificate.FileStore, error) {
+	rc := opts.RestConfig
+	if (rc.CertFile == "" && len(rc.CertData) == 0) || (rc.KeyFile == "" && len(rc.KeyData) == 0) {
+		return nil, errors.New("--rotate-certificates needs a client certificate and key in the kubeconfig")
+	}
+	root := opts.RootDir
+	if root == "" {
+		root = "/var/lib/mirrorlet"
+	}
+	dir := filepath.Join(root, "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: creating %s: %w", dir, err)
+	}
+	store, err := certificate.NewFileStoreWithLogger(opts.Log.WithName("certificate").V(1), ClientCertPairName, dir, dir, rc.CertFile, rc.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: opening the certificate store %s: %w", dir, err)
+	}
+	if _, err := store.Current(); err == nil || len(rc.CertData) == 0 || len(rc.KeyData) == 0 {
+		return store, nil
+	}
+	// The kubeconfig holds the certificate inline: the store starts with it.
+	if _, err := store.Update(rc.CertData, rc.KeyData); err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: storing the kubeconfig's certificate in %s: %w", dir, err)
+	}
+	return store, nil
+}
+
+// rotatingTransport makes cfg present the manager's current certificate
+// and close every connection when it changes, so that no connection keeps
+// authenticating with the old one (as the kubelet's transport does).
+func rotatingTransport(ctx context.Context, cfg *rest.Config, mgr certificate.Manager, log logr.Logger) error {
+	tlsConfig, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return fmt.Errorf("--rotate-certificates: TLS settings of the kubeconfig: %w", err)
+	}
+	if tlsConfig == nil {
+		return errors.New("--rotate-certificates needs an https:// API server")
+	}
+	tlsConfig.Certificates = nil
+	tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if cert := mgr.Current(); cert != nil {
+			return cert, nil
+		}
+		return &tls.Certificate{}, nil
+	}
+	dialer := connrotation.NewDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	last := mgr.Current() // only the goroutine below uses it
+	go wait.UntilWithContext(ctx, func(context.Context) {
+		if cur := mgr.Current(); cur != nil && cur != last {
+			last = cur
+			log.Info("Client certificate rotated; closing connections to use the new one",
+				"serial", cur.Leaf.SerialNumber.String(), "expires", cur.Leaf.NotAfter)
+			dialer.CloseAll()
+		}
+	}, rotationCheckPeriod)
+	cfg.Transport = utilnet.SetTransportDefaults(&http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig: tlsConfig, MaxIdleConnsPerHost: 25, DialContext: dialer.DialContext,
+	})
+	// The transport carries the TLS settings now.
+	cfg.CertData, cfg.KeyData, cfg.CertFile, cfg.KeyFile = nil, nil, "", ""
+	cfg.CAData, cfg.CAFile, cfg.Insecure, cfg.NextProtos = nil, "", false, nil
+	return nil
+}
