@@ -55,7 +55,15 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	if err := admin.Delete(ctx, third); err != nil {
 		t.Fatal(err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != third.UID && p.Labels["role"] == "c" })
+	fourth := a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != third.UID && p.Labels["role"] == "c" })
+
+	// A label edited through the API is reverted, by recreating too.
+	edited := fourth.DeepCopy()
+	edited.Labels["role"] = "edited"
+	if err := admin.Patch(ctx, edited, client.MergeFrom(fourth)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != fourth.UID && p.Labels["role"] == "c" })
 
 	// The container never noticed any of it.
 	checkContainerUntouched(t, a, rp.UID, containerID)

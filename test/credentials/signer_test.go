@@ -30,8 +30,7 @@ type issued struct {
 // signer kubernetes.io/kube-apiserver-client whose subject is that user,
 // with the suite's client CA.
 type signer struct {
-	user   string
-	groups []string
+	user string
 	// ttl returns the lifetime of the n-th certificate (from 0).
 	ttl     func(n int) time.Duration
 	approve bool
@@ -65,7 +64,10 @@ func (s *signer) handle(ctx context.Context, csr *certificatesv1.CertificateSign
 		return nil
 	}
 	req, err := parseRequest(csr.Spec.Request)
-	if err != nil || req.Subject.CommonName != s.user {
+	if err != nil {
+		return fmt.Errorf("CSR %s: %w", csr.Name, err)
+	}
+	if req.Subject.CommonName != s.user {
 		return nil // someone else's
 	}
 	if !approved(csr) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -201,8 +200,6 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
-
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 
 // logBuffer keeps an agent's log.
 type logBuffer struct {
