@@ -129,11 +129,18 @@ func SignerFor(subject pkix.Name) string {
 }
 
 // newCertificateStore returns the store of client certificates under
-// <root-dir>/pki, seeded with the kubeconfig's certificate.
+// <root-dir>/pki. It starts from the kubeconfig's certificate, and takes it
+// again whenever it outlives the stored one: an operator who issues a new
+// credential (after the stored one expired unrenewed, say) needs no
+// cleanup.
 func newCertificateStore(opts *Options) (certificate.FileStore, error) {
-	rc := opts.RestConfig
-	if (rc.CertFile == "" && len(rc.CertData) == 0) || (rc.KeyFile == "" && len(rc.KeyData) == 0) {
-		return nil, errors.New("--rotate-certificates needs a client certificate and key in the kubeconfig")
+	certPEM, keyPEM, err := kubeconfigPair(opts.RestConfig)
+	if err != nil {
+		return nil, err
+	}
+	given, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("--rotate-certificates: the kubeconfig's client certificate: %w", err)
 	}
 	root := opts.RootDir
 	if root == "" {
@@ -143,18 +150,36 @@ func newCertificateStore(opts *Options) (certificate.FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--rotate-certificates: creating %s: %w", dir, err)
 	}
-	store, err := certificate.NewFileStoreWithLogger(opts.Log.WithName("certificate").V(1), ClientCertPairName, dir, dir, rc.CertFile, rc.KeyFile)
+	store, err := certificate.NewFileStoreWithLogger(opts.Log.WithName("certificate").V(1), ClientCertPairName, dir, dir, "", "")
 	if err != nil {
 		return nil, fmt.Errorf("--rotate-certificates: opening the certificate store %s: %w", dir, err)
 	}
-	if _, err := store.Current(); err == nil || len(rc.CertData) == 0 || len(rc.KeyData) == 0 {
+	if stored, err := store.Current(); err == nil && !stored.Leaf.NotAfter.Before(given.Leaf.NotAfter) {
 		return store, nil
 	}
-	// The kubeconfig holds the certificate inline: the store starts with it.
-	if _, err := store.Update(rc.CertData, rc.KeyData); err != nil {
+	if _, err := store.Update(certPEM, keyPEM); err != nil {
 		return nil, fmt.Errorf("--rotate-certificates: storing the kubeconfig's certificate in %s: %w", dir, err)
 	}
 	return store, nil
+}
+
+// kubeconfigPair returns the client certificate and key of rc as PEM.
+func kubeconfigPair(rc *rest.Config) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM = rc.CertData, rc.KeyData
+	if len(certPEM) == 0 && rc.CertFile != "" {
+		if certPEM, err = os.ReadFile(rc.CertFile); err != nil {
+			return nil, nil, fmt.Errorf("--rotate-certificates: %w", err)
+		}
+	}
+	if len(keyPEM) == 0 && rc.KeyFile != "" {
+		if keyPEM, err = os.ReadFile(rc.KeyFile); err != nil {
+			return nil, nil, fmt.Errorf("--rotate-certificates: %w", err)
+		}
+	}
+	if len(certPEM) == 0 || len(keyPEM) == 0 {
+		return nil, nil, errors.New("--rotate-certificates needs a client certificate and key in the kubeconfig")
+	}
+	return certPEM, keyPEM, nil
 }
 
 // rotatingTransport makes cfg present the manager's current certificate
