@@ -162,13 +162,22 @@ type node struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	log       *os.File
+	// kubeconfig, when set, replaces the suite's admin kubeconfig.
+	kubeconfig string
 }
 
 // startNode starts mirrorlet for a new node; it is stopped (and its pods
 // with it, by removing every manifest first) when the test ends.
 func startNode(t testing.TB) *node {
 	t.Helper()
-	n := &node{t: t, name: fmt.Sprintf("e2e-%d", nodeSeq.Add(1))}
+	return startNodeAs(t, fmt.Sprintf("e2e-%d", nodeSeq.Add(1)), "")
+}
+
+// startNodeAs is startNode for node name with its own kubeconfig (the
+// suite's admin one when empty).
+func startNodeAs(t testing.TB, name, kubeconfig string) *node {
+	t.Helper()
+	n := &node{t: t, name: name, kubeconfig: kubeconfig}
 	n.dir = t.TempDir()
 	n.manifests = filepath.Join(n.dir, "manifests")
 	n.logs = filepath.Join(n.dir, "logs")
@@ -198,8 +207,12 @@ func (n *node) start() {
 }
 
 func (n *node) flags() []string {
+	kc := kubeconfig
+	if n.kubeconfig != "" {
+		kc = n.kubeconfig
+	}
 	return []string{
-		"--kubeconfig", kubeconfig, "--node-name", n.name,
+		"--kubeconfig", kc, "--node-name", n.name,
 		"--pod-manifest-path", n.manifests, "--file-check-frequency", "5s",
 		"--container-runtime-endpoint", endpoint,
 		"--root-dir", n.root, "--pod-logs-dir", n.logs,
