@@ -160,8 +160,13 @@ func TestValidateWarnsAboutPermissions(t *testing.T) {
 		t.Errorf("no permission or URL warning in:\n%s", out)
 	}
 	_ = bad // the URL cannot be fetched: a problem of its own
-	out, bad = validate(t, dir)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeMode(t, kubeconfig, tokenKubeconfig, 0o644)
+	out, bad = validate(t, "--kubeconfig", kubeconfig, dir)
 	if bad || !strings.Contains(out, "OK: 1 static pods") {
 		t.Errorf("an unsafe mode failed validation (it must only warn):\n%s", out)
+	}
+	if !strings.Contains(out, "warning: mirrorlet would refuse to start: kubeconfig "+kubeconfig+": unsafe permissions (mode -rw-r--r--") {
+		t.Errorf("no kubeconfig warning in:\n%s", out)
 	}
 }
