@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 )
@@ -82,6 +83,9 @@ func TestCSRIssuedCertificateRotated(t *testing.T) {
 	if got := currentSerial(t, rootDir); got != renewed.cert.SerialNumber.String() {
 		t.Errorf("certificate in use has serial %s, want the renewed %s", got, renewed.cert.SerialNumber)
 	}
+	if got := gauge(t, "mirrorlet_client_certificate_expiration_seconds"); got != float64(renewed.cert.NotAfter.Unix()) {
+		t.Errorf("mirrorlet_client_certificate_expiration_seconds = %v, want the renewed certificate's %d", got, renewed.cert.NotAfter.Unix())
+	}
 	if a.logs.count("Client certificate rotated") == 0 {
 		t.Error("no rotation logged")
 	}
@@ -146,4 +150,20 @@ func currentSerial(t *testing.T, rootDir string) string {
 	}
 	t.Fatal("no certificate in the current pair")
 	return ""
+}
+
+// gauge returns the value of a gauge of the process's metrics registry.
+func gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

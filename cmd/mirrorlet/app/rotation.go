@@ -13,11 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -25,49 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/certificate"
 	"k8s.io/client-go/util/connrotation"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
-
-var renewFailures = prometheus.NewCounter(prometheus.CounterOpts{
-	Name: "mirrorlet_client_certificate_renew_errors_total",
-	Help: "Failed attempts to renew the client certificate (--rotate-certificates).",
-})
-
-// registerCertificateMetrics registers the renewal metrics and the expiry
-// of mgr's current certificate, once per process.
-var registerCertificateMetrics = sync.OnceValue(func() *certificateExpiry {
-	e := &certificateExpiry{}
-	metrics.Registry.MustRegister(renewFailures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "mirrorlet_client_certificate_expiration_seconds",
-		Help: "Expiry of the client certificate in use, in seconds since the epoch (--rotate-certificates).",
-	}, e.seconds))
-	return e
-})
-
-// certificateExpiry reads the expiry of the current certificate of the
-// latest certificate manager.
-type certificateExpiry struct {
-	mu  sync.Mutex
-	mgr certificate.Manager
-}
-
-func (e *certificateExpiry) set(mgr certificate.Manager) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.mgr = mgr
-}
-
-func (e *certificateExpiry) seconds() float64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mgr == nil {
-		return 0
-	}
-	if cert := e.mgr.Current(); cert != nil && cert.Leaf != nil {
-		return float64(cert.Leaf.NotAfter.Unix())
-	}
-	return 0
-}
 
 // ClientCertPairName is the name of mirrorlet's client certificate pair
 // under <root-dir>/pki (mirrorlet-client-current.pem is the one in use).
