@@ -59,7 +59,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := opts.Complete(); err != nil {
 		return err
 	}
-	if err := checkLocalFiles(opts); err != nil {
+	if err := refuseUnsafeSources(opts); err != nil {
 		return err
 	}
 	if opts.RotateCertificates {

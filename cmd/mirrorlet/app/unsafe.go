@@ -11,13 +11,13 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 )
 
-// checkLocalFiles refuses to start when a source mirrorlet trusts is
+// refuseUnsafeSources refuses to start when a source mirrorlet trusts is
 // unsafe: the kubeconfig (a credential others can read), the manifest
 // directory or a manifest in it (writable by others than root and
 // mirrorlet's user), a plain-HTTP manifest URL on the network.
 // --allow-insecure-manifest-permissions turns the manifest refusals into
 // warnings.
-func checkLocalFiles(opts Options) error {
+func refuseUnsafeSources(opts Options) error {
 	if opts.KubeconfigPath != "" {
 		if err := filesafety.CheckKubeconfig(opts.KubeconfigPath); err != nil {
 			return fmt.Errorf("refusing to start: %w", err)
@@ -35,7 +35,8 @@ func checkLocalFiles(opts Options) error {
 		if !opts.AllowInsecureManifestPermissions {
 			return fmt.Errorf("refusing to start: %w (--allow-insecure-manifest-permissions overrides, for development only)", err)
 		}
-		opts.Log.Info("WARNING: running manifests with unsafe permissions (--allow-insecure-manifest-permissions)", "problem", err.Error())
+		opts.Log.Info("Running manifests with unsafe permissions: --allow-insecure-manifest-permissions is for development only",
+			"problem", err.Error())
 	}
 	return nil
 }
