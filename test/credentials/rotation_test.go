@@ -99,7 +99,25 @@ func TestCSRIssuedCertificateRotated(t *testing.T) {
 // requestCredential runs deploy/scripts/request-credential.sh as an admin
 // and returns the kubeconfig it wrote, after checking the modes of the
 // files it made.
-func requestCredential(t *testing.T, node, dir string) string {
+func requestCredential(t *testing.T, node, dir string, args ...string) string {
+	t.Helper()
+	out := filepath.Join(dir, "kubeconfig")
+	if output, err := credentialScript(t, node, dir, args...).CombinedOutput(); err != nil {
+		t.Fatalf("request-credential.sh: %v\n%s", err, output)
+	}
+	for path, want := range map[string]os.FileMode{
+		out: 0o600, filepath.Join(dir, "pki", "mirrorlet-client.key"): 0o600, filepath.Join(dir, "pki"): 0o700 | os.ModeDir,
+	} {
+		if info, err := os.Stat(path); err != nil || info.Mode() != want {
+			t.Errorf("%s: mode %v (%v), want %v", path, info.Mode(), err, want)
+		}
+	}
+	return out
+}
+
+// credentialScript returns the command that runs request-credential.sh
+// for node with an admin's kubeconfig, writing under dir.
+func credentialScript(t *testing.T, node, dir string, args ...string) *exec.Cmd {
 	t.Helper()
 	adminUser, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -113,22 +131,12 @@ func requestCredential(t *testing.T, node, dir string) string {
 	if err := os.WriteFile(adminPath, adminKubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "kubeconfig")
-	cmd := exec.Command("../../deploy/scripts/request-credential.sh", "--dir", filepath.Join(dir, "pki"),
-		"--kubeconfig-out", out, "--timeout", "30", node)
+	args = append([]string{"--dir", filepath.Join(dir, "pki"), "--kubeconfig-out", filepath.Join(dir, "kubeconfig"),
+		"--timeout", "30"}, append(args, node)...)
+	cmd := exec.Command("../../deploy/scripts/request-credential.sh", args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+adminPath,
 		"PATH="+os.Getenv("KUBEBUILDER_ASSETS")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if output, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("request-credential.sh: %v\n%s", err, output)
-	}
-	for path, want := range map[string]os.FileMode{
-		out: 0o600, filepath.Join(dir, "pki", "mirrorlet-client.key"): 0o600, filepath.Join(dir, "pki"): 0o700 | os.ModeDir,
-	} {
-		if info, err := os.Stat(path); err != nil || info.Mode() != want {
-			t.Errorf("%s: mode %v (%v), want %v", path, info.Mode(), err, want)
-		}
-	}
-	return out
+	return cmd
 }
 
 // currentSerial returns the serial of the certificate mirrorlet's store
