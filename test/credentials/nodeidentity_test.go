@@ -3,12 +3,14 @@ package credentials
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -70,6 +72,14 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	// Events: a manifest that never loads is reported on the Node.
 	a.write("bad.yaml", "kind: Deployment\n")
 	checkEventWritten(t, node)
+
+	// The manifest removed: the pod stops and its mirror is deleted.
+	if err := os.Remove(filepath.Join(a.dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the mirror of a removed manifest deleted", func() bool {
+		return apierrors.IsNotFound(admin.Get(ctx, a.key("web"), &corev1.Pod{}))
+	})
 	checkNothingElseForbidden(t, a)
 }
 
