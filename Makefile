@@ -12,7 +12,7 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 	-X $(PKG)/cmd/mirrorlet/app.BuildDate=$(DATE)
 # Packages that need no API server or runtime (test/deploy: the install
 # script, units, configs and the Dockerfile build).
-UNIT_PKGS := ./cmd/... ./controllers/... ./manifest/... ./runtime/... ./test/deploy/...
+UNIT_PKGS := ./cmd/... ./controllers/... ./filesafety/... ./manifest/... ./runtime/... ./test/deploy/...
 
 .PHONY: help
 help: ## Show this help.
@@ -34,8 +34,8 @@ test-unit: ## Run unit tests.
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 .PHONY: test-integration
-test-integration: ## Run integration tests against envtest (builds it first if needed), and the security tests (RBAC + admission policies, Node,RBAC authorization, NodeRestriction).
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/... ./test/security/...
+test-integration: ## Run integration tests against envtest (builds it first if needed), the security tests (RBAC + admission policies, Node,RBAC authorization, NodeRestriction) and the credential tests.
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/... ./test/security/... ./test/credentials/...
 
 .PHONY: test-e2e
 test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd + local registry (needs root).

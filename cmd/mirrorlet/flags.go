@@ -65,10 +65,16 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	add(groupSources, "--manifest-url-header", "manifest-url-header")
 	f.StringVar(&c.StaticPodURLCAFile, "manifest-url-ca-file", c.StaticPodURLCAFile, "PEM CA bundle that verifies an HTTPS --manifest-url.")
 	add(groupSources, "", "manifest-url-ca-file")
+	f.BoolVar(&c.AllowInsecureManifestPermissions, "allow-insecure-manifest-permissions", c.AllowInsecureManifestPermissions, "Run manifests that group or others can write, or another non-root user owns, with a warning (development only).")
+	add(groupSources, "", "allow-insecure-manifest-permissions")
+	f.BoolVar(&c.StaticPodURLAllowHTTP, "manifest-url-allow-http", c.StaticPodURLAllowHTTP, "Allow an http:// --manifest-url to a host that is not a loopback address (whoever answers it runs root containers).")
+	add(groupSources, "", "manifest-url-allow-http")
 	f.DurationVar(&c.HTTPCheckFrequency.Duration, "http-check-frequency", c.HTTPCheckFrequency.Duration, "Period of --manifest-url fetches.")
 	add(groupSources, "--http-check-frequency", "http-check-frequency")
 	f.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "Path to a kubeconfig file for the API server.")
 	add(groupNode, "--kubeconfig", "kubeconfig")
+	f.BoolVar(&c.RotateCertificates, "rotate-certificates", c.RotateCertificates, "Renew the kubeconfig's client certificate before it expires through a CertificateSigningRequest (signer kubernetes.io/kube-apiserver-client), kept under --root-dir/pki.")
+	add(groupNode, "--rotate-certificates", "rotate-certificates")
 	f.StringVar(&c.NodeName, "node-name", c.NodeName, "Name of this node, never a kubelet's; default: the hostname, lower-cased.")
 	add(groupNode, "--hostname-override", "node-name")
 	f.StringToStringVar(&fl.nodeLabels, "node-labels", nil, "Labels for the Node when mirrorlet registers it, 'k=v,k2=v2'.")
@@ -152,6 +158,8 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 			RotateServerCertificates: c.RotateServerCertificates, ClientCAFile: c.Authentication.X509.ClientCAFile,
 			AnonymousAuth: *c.Authentication.Anonymous.Enabled, WebhookAuth: *c.Authentication.Webhook.Enabled,
 		},
+		KubeconfigPath: c.Kubeconfig, AllowInsecureManifestPermissions: c.AllowInsecureManifestPermissions,
+		ManifestURLAllowHTTP: c.StaticPodURLAllowHTTP, RotateCertificates: c.RotateCertificates,
 	}, c.Kubeconfig, nil
 }
 

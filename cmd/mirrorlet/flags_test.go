@@ -106,3 +106,41 @@ func TestNodeAPIFlags(t *testing.T) {
 		t.Fatalf("options %+v node IP %q, want %+v", opts.NodeAPI, opts.NodeIP, want)
 	}
 }
+
+// TestSecurityFlagsAndConfig: the security settings come from the config
+// file (kubelet's rotateCertificates name) and from flags.
+func TestSecurityFlagsAndConfig(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "mirrorlet.yaml")
+	if err := os.WriteFile(cfgFile, []byte(`apiVersion: config.mirrorlet.io/v1alpha1
+kind: MirrorletConfiguration
+kubeconfig: /etc/mirrorlet/kubeconfig
+rotateCertificates: true
+staticPodURLAllowHTTP: true
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args                          []string
+		rotate, allowHTTP, allowPerms bool
+	}{
+		{[]string{"--config", cfgFile}, true, true, false},
+		{[]string{"--config", cfgFile, "--rotate-certificates=false", "--allow-insecure-manifest-permissions"}, false, true, true},
+		{[]string{"--manifest-url-allow-http", "--rotate-certificates"}, true, true, false},
+		{nil, false, false, false},
+	} {
+		fl := newAgentFlags()
+		cmd := newAgentCommand(fl)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		opts, _, err := fl.options(cmd.Flags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.RotateCertificates != tc.rotate || opts.ManifestURLAllowHTTP != tc.allowHTTP ||
+			opts.AllowInsecureManifestPermissions != tc.allowPerms {
+			t.Errorf("%v: rotate %v allowHTTP %v allowPerms %v", tc.args, opts.RotateCertificates,
+				opts.ManifestURLAllowHTTP, opts.AllowInsecureManifestPermissions)
+		}
+	}
+}

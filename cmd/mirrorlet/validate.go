@@ -14,6 +14,7 @@ import (
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/filesafety"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
@@ -60,6 +61,9 @@ func (o *validateOptions) run(cmd *cobra.Command, args []string) error {
 	}
 	set := desired.New(sources...)
 	var problems []string
+	for _, w := range o.warnings(args) {
+		_, _ = fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+	}
 	for i, arg := range args {
 		snap, err := o.load(cmd.Context(), arg)
 		if err != nil {
@@ -89,15 +93,44 @@ func (o *validateOptions) run(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// warnings returns what mirrorlet would refuse at start about the files
+// and kubeconfig given. They are warnings, not problems: validate often
+// runs on a checkout or a CI machine, whose modes and owners are not the
+// node's; mirrorlet itself refuses them on the node.
+func (o *validateOptions) warnings(args []string) []string {
+	var warnings []string
+	for _, arg := range args {
+		if isURL(arg) {
+			if err := urlsource.CheckScheme(arg, false); err != nil {
+				warnings = append(warnings, err.Error())
+			}
+			continue
+		}
+		for _, err := range app.ManifestPermissionProblems(arg) {
+			warnings = append(warnings, "mirrorlet would refuse to start: "+err.Error())
+		}
+	}
+	if o.kubeconfig != "" {
+		if err := filesafety.CheckKubeconfig(o.kubeconfig); err != nil {
+			warnings = append(warnings, "mirrorlet would refuse to start: "+err.Error())
+		}
+	}
+	return warnings
+}
+
+func isURL(arg string) bool {
+	return strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://")
+}
+
 // load reads one argument: a URL, a directory or a file.
 func (o *validateOptions) load(ctx context.Context, arg string) (desired.Snapshot, error) {
-	if strings.HasPrefix(arg, "http://") || strings.HasPrefix(arg, "https://") {
+	if isURL(arg) {
 		header, err := app.ParseHeaders(o.headers)
 		if err != nil {
 			return desired.Snapshot{}, err
 		}
 		src, err := urlsource.New(urlsource.Config{URL: arg, Header: header, CAFile: o.caFile, NodeName: o.nodeName,
-			Publish: func(desired.Snapshot) {}})
+			AllowHTTP: true, Publish: func(desired.Snapshot) {}})
 		if err != nil {
 			return desired.Snapshot{}, err
 		}
@@ -109,7 +142,8 @@ func (o *validateOptions) load(ctx context.Context, arg string) (desired.Snapsho
 	}
 	if info.IsDir() {
 		var snap *desired.Snapshot
-		src, err := dirsource.New(dirsource.Config{Path: arg, NodeName: o.nodeName,
+		// Permissions are warnings (see warnings); the content is checked.
+		src, err := dirsource.New(dirsource.Config{Path: arg, NodeName: o.nodeName, AllowInsecurePermissions: true,
 			Publish: func(s desired.Snapshot) { snap = &s }})
 		if err != nil {
 			return desired.Snapshot{}, err

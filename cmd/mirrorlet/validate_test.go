@@ -147,3 +147,26 @@ func TestValidateURL(t *testing.T) {
 		t.Errorf("with the header: %q", out)
 	}
 }
+
+// TestValidateWarnsAboutPermissions: what mirrorlet refuses at start is a
+// warning in validate (a checkout's modes are not the node's), not a
+// problem.
+func TestValidateWarnsAboutPermissions(t *testing.T) {
+	dir := t.TempDir()
+	writeMode(t, filepath.Join(dir, "web.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: nginx\n", 0o664)
+	out, bad := validate(t, dir, "http://0.0.0.0:1/pods")
+	if !strings.Contains(out, "warning: mirrorlet would refuse to start: manifest "+filepath.Join(dir, "web.yaml")+": unsafe permissions (mode -rw-rw-r--") ||
+		!strings.Contains(out, `warning: manifest URL "http://0.0.0.0:1/pods": plain http://`) {
+		t.Errorf("no permission or URL warning in:\n%s", out)
+	}
+	_ = bad // the URL cannot be fetched: a problem of its own
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	writeMode(t, kubeconfig, tokenKubeconfig, 0o644)
+	out, bad = validate(t, "--kubeconfig", kubeconfig, dir)
+	if bad || !strings.Contains(out, "OK: 1 static pods") {
+		t.Errorf("an unsafe mode failed validation (it must only warn):\n%s", out)
+	}
+	if !strings.Contains(out, "warning: mirrorlet would refuse to start: kubeconfig "+kubeconfig+": unsafe permissions (mode -rw-r--r--") {
+		t.Errorf("no kubeconfig warning in:\n%s", out)
+	}
+}

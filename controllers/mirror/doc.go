@@ -10,7 +10,12 @@
 //     edited through the API: delete it (UID precondition) and create it
 //     again;
 //   - labels, annotations or owner differ: patch them back in place (a
-//     metadata-only manifest edit, or an edit made through the API);
+//     metadata-only manifest edit, or an edit made through the API). When
+//     the API server refuses to let this identity patch pods at all (a
+//     system:node:<name> identity under the Node authorizer and
+//     NodeRestriction, which allow nodes only to create and delete pods),
+//     the reconciler says so once and from then on makes metadata changes
+//     by delete (UID precondition) + create, as for a spec change;
 //   - no static pod but a mirror: delete it (orphan), once every source has
 //     published;
 //   - status differs from what runs on the node: write pods/status.

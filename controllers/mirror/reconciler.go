@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +43,9 @@ type Config struct {
 // Reconciler is the mirror reconciler.
 type Reconciler struct {
 	cfg Config
+	// recreate is set once the API server refused a metadata patch:
+	// metadata changes then go through delete + create (see recreate.go).
+	recreate atomic.Bool
 }
 
 // New validates and defaults cfg and returns a Reconciler.
@@ -196,18 +200,32 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 	if mirror == nil {
 		return r.create(ctx, want)
 	}
-	if metadataDiffers(mirror, want) {
-		patched := mirror.DeepCopy()
-		patched.Labels, patched.Annotations = want.Labels, want.Annotations
-		patched.OwnerReferences, patched.Finalizers = want.OwnerReferences, nil
-		patch := client.MergeFromWithOptions(mirror, client.MergeFromWithOptimisticLock{})
-		if err := r.cfg.Client.Patch(ctx, patched, patch); err != nil {
-			return nil, fmt.Errorf("patching mirror pod %s metadata: %w", client.ObjectKeyFromObject(mirror), err)
-		}
-		log.FromContext(ctx).Info("Patched mirror pod metadata", "pod", client.ObjectKeyFromObject(mirror))
-		return patched, nil
+	if !metadataDiffers(mirror, want) {
+		return mirror, nil
 	}
-	return mirror, nil
+	if r.recreateOnly() {
+		return r.recreateForMetadata(ctx, mirror, want)
+	}
+	patched, err := r.patchMetadata(ctx, mirror, want)
+	if patchForbidden(err) {
+		r.enterRecreateMode(ctx, mirror, err)
+		return r.recreateForMetadata(ctx, mirror, want)
+	}
+	return patched, err
+}
+
+// patchMetadata patches labels, annotations, owners and finalizers of
+// mirror back to want's.
+func (r *Reconciler) patchMetadata(ctx context.Context, mirror, want *corev1.Pod) (*corev1.Pod, error) {
+	patched := mirror.DeepCopy()
+	patched.Labels, patched.Annotations = want.Labels, want.Annotations
+	patched.OwnerReferences, patched.Finalizers = want.OwnerReferences, nil
+	patch := client.MergeFromWithOptions(mirror, client.MergeFromWithOptimisticLock{})
+	if err := r.cfg.Client.Patch(ctx, patched, patch); err != nil {
+		return nil, fmt.Errorf("patching mirror pod %s metadata: %w", client.ObjectKeyFromObject(mirror), err)
+	}
+	log.FromContext(ctx).Info("Patched mirror pod metadata", "pod", client.ObjectKeyFromObject(mirror))
+	return patched, nil
 }
 
 func (r *Reconciler) create(ctx context.Context, want *corev1.Pod) (*corev1.Pod, error) {
@@ -228,10 +246,16 @@ func (r *Reconciler) create(ctx context.Context, want *corev1.Pod) (*corev1.Pod,
 
 // delete removes a mirror at once, only if it is still the object we saw.
 func (r *Reconciler) delete(ctx context.Context, mirror *corev1.Pod) error {
-	if len(mirror.Finalizers) > 0 {
+	if len(mirror.Finalizers) > 0 && !r.recreateOnly() {
 		patched := mirror.DeepCopy()
 		patched.Finalizers = nil
-		if err := r.cfg.Client.Patch(ctx, patched, client.MergeFrom(mirror)); err != nil && !apierrors.IsNotFound(err) {
+		err := r.cfg.Client.Patch(ctx, patched, client.MergeFrom(mirror))
+		switch {
+		case patchForbidden(err):
+			// Under the kubelet's rules; whoever added the finalizer
+			// removes it, and the new mirror is created after that.
+			r.enterRecreateMode(ctx, mirror, err)
+		case err != nil && !apierrors.IsNotFound(err):
 			return fmt.Errorf("removing finalizers of mirror pod %s: %w", client.ObjectKeyFromObject(mirror), err)
 		}
 	}

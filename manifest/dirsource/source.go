@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
 
+	"github.com/mirrorlet/mirrorlet/filesafety"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
@@ -38,6 +39,10 @@ type Config struct {
 	// MaxDelay bounds how long a burst of changes can defer a rescan.
 	// Default 100ms.
 	MaxDelay time.Duration
+	// AllowInsecurePermissions reads manifests that group or others can
+	// write, or that another non-root user owns (development only). Else
+	// such a file is a bad manifest: its last good version keeps running.
+	AllowInsecurePermissions bool
 	// Publish receives every snapshot. Required.
 	Publish func(desired.Snapshot)
 	// LastGood, if set, keeps the last good content of every manifest on
@@ -240,6 +245,7 @@ func (s *Source) Rescan() {
 func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 	var snap desired.Snapshot
 	seen := sets.New[string]()
+	dirErr := s.checkPermissions(s.cfg.Path, filesafety.CheckManifestDir)
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
 		if !s.wanted(e.Name()) {
@@ -247,7 +253,14 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 		}
 		path := filepath.Join(s.cfg.Path, e.Name())
 		seen.Insert(path)
-		sp, loadErr := s.load(path)
+		loadErr := dirErr
+		if loadErr == nil {
+			loadErr = s.checkPermissions(path, filesafety.CheckManifest)
+		}
+		var sp *manifest.StaticPod
+		if loadErr == nil {
+			sp, loadErr = s.load(path)
+		}
 		if loadErr != nil {
 			prev := s.last[path]
 			if prev == nil {
@@ -338,6 +351,22 @@ func (s *Source) save(path string, data []byte) {
 
 func (s *Source) identity(path string) manifest.Identity {
 	return manifest.Identity{NodeName: s.cfg.NodeName, Source: manifest.SourceFile, Origin: path, Seen: s.cfg.Clock.Now()}
+}
+
+// checkPermissions returns a manifest error for path when check finds it
+// unsafe, unless insecure permissions are allowed.
+func (s *Source) checkPermissions(path string, check func(string) error) error {
+	if s.cfg.AllowInsecurePermissions {
+		return nil
+	}
+	err := check(path)
+	if ue, ok := errors.AsType[*filesafety.UnsafeError](err); ok {
+		return &manifest.Error{Origin: path, Err: errors.New(ue.Detail())}
+	}
+	if err != nil {
+		return &manifest.Error{Origin: path, Err: err}
+	}
+	return nil
 }
 
 // IsManifestName reports whether a file name is read as a manifest: not a

@@ -188,3 +188,49 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+func TestUnsafeFileKeepsLastGoodVersion(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", pod("a", "i:1"))
+	s, rec := newSource(t, dir)
+	s.Rescan()
+	good, _ := rec.last()
+
+	// Turned group-writable, with new content: not read, the old pod stays.
+	write(t, dir, "a.yaml", pod("a", "i:2"))
+	if err := os.Chmod(filepath.Join(dir, "a.yaml"), 0o664); err != nil {
+		t.Fatal(err)
+	}
+	s.Rescan()
+	snap, _ := rec.last()
+	if len(snap.Pods) != 1 || snap.Pods[0] != good.Pods[0] {
+		t.Fatalf("unsafe file replaced the last good pod: %v", names(snap))
+	}
+	if len(snap.Problems) != 1 || snap.Problems[0].Key != good.Pods[0].Key() ||
+		!strings.Contains(snap.Problems[0].Err.Error(), filepath.Join(dir, "a.yaml")+": unsafe permissions (mode -rw-rw-r--") {
+		t.Fatalf("problems %+v, want one for %s naming the file and its mode", snap.Problems, good.Pods[0].Key())
+	}
+
+	// A group-writable directory makes every file a problem.
+	if err := os.Chmod(filepath.Join(dir, "a.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	s.Rescan()
+	snap, _ = rec.last()
+	if len(snap.Problems) != 1 || !strings.Contains(snap.Problems[0].Err.Error(), "writable by its group") ||
+		snap.Pods[0] != good.Pods[0] {
+		t.Fatalf("group-writable directory: %+v", snap)
+	}
+
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.Rescan()
+	snap, _ = rec.last()
+	if len(snap.Problems) != 0 || snap.Pods[0].Pod.Spec.Containers[0].Image != "i:2" {
+		t.Fatalf("safe file again not picked up: %+v", snap)
+	}
+}

@@ -29,6 +29,9 @@ type Config struct {
 	URL string
 	// Header is sent with every request.
 	Header http.Header
+	// AllowHTTP allows an http:// URL to a host that is not a loopback
+	// address (see CheckScheme).
+	AllowHTTP bool
 	// CAFile is a PEM bundle to verify an HTTPS server with, in addition
 	// to the system's roots.
 	CAFile   string
@@ -64,12 +67,13 @@ func New(cfg Config) (*Source, error) {
 	switch {
 	case cfg.URL == "":
 		return nil, errors.New("manifest URL is required")
-	case !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://"):
-		return nil, fmt.Errorf("manifest URL %q: only http:// and https:// are supported", cfg.URL)
 	case cfg.NodeName == "":
 		return nil, errors.New("node name is required")
 	case cfg.Publish == nil:
 		return nil, errors.New("publish function is required")
+	}
+	if err := CheckScheme(cfg.URL, cfg.AllowHTTP); err != nil {
+		return nil, err
 	}
 	if cfg.CheckFrequency <= 0 {
 		cfg.CheckFrequency = 20 * time.Second
@@ -90,7 +94,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	return &Source{
 		cfg:    cfg,
-		client: &http.Client{Transport: transport, Timeout: cfg.Timeout},
+		client: &http.Client{Transport: transport, Timeout: cfg.Timeout, CheckRedirect: checkRedirect(cfg.AllowHTTP)},
 		last:   map[string]*manifest.StaticPod{},
 	}, nil
 }

@@ -171,6 +171,8 @@ type node struct {
 	// apiPort is the node API's port; 0 when it is off (see withNodeAPI).
 	apiPort    int
 	extraFlags []string
+	// kubeconfig, when set, replaces the suite's admin kubeconfig.
+	kubeconfig string
 }
 
 // nodeOption changes a node before its mirrorlet starts.
@@ -180,7 +182,14 @@ type nodeOption func(*node)
 // with it, by removing every manifest first) when the test ends.
 func startNode(t testing.TB, opts ...nodeOption) *node {
 	t.Helper()
-	n := &node{t: t, name: fmt.Sprintf("e2e-%d", nodeSeq.Add(1))}
+	return startNodeAs(t, fmt.Sprintf("e2e-%d", nodeSeq.Add(1)), "", opts...)
+}
+
+// startNodeAs is startNode for node name with its own kubeconfig (the
+// suite's admin one when empty).
+func startNodeAs(t testing.TB, name, kubeconfig string, opts ...nodeOption) *node {
+	t.Helper()
+	n := &node{t: t, name: name, kubeconfig: kubeconfig}
 	n.dir = t.TempDir()
 	n.manifests = filepath.Join(n.dir, "manifests")
 	n.logs = filepath.Join(n.dir, "logs")
@@ -213,8 +222,12 @@ func (n *node) start() {
 }
 
 func (n *node) flags() []string {
+	kc := kubeconfig
+	if n.kubeconfig != "" {
+		kc = n.kubeconfig
+	}
 	flags := []string{
-		"--kubeconfig", kubeconfig, "--node-name", n.name,
+		"--kubeconfig", kc, "--node-name", n.name,
 		"--pod-manifest-path", n.manifests, "--file-check-frequency", "5s",
 		"--container-runtime-endpoint", endpoint,
 		"--root-dir", n.root, "--pod-logs-dir", n.logs,

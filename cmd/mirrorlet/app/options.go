@@ -26,6 +26,16 @@ var (
 type Options struct {
 	// RestConfig reaches the API server. Required.
 	RestConfig *rest.Config
+	// KubeconfigPath is the file RestConfig came from, if any: mirrorlet
+	// refuses to start when it holds a credential others can read.
+	KubeconfigPath string
+	// AllowInsecureManifestPermissions runs manifests that group or others
+	// can write (or another non-root user owns), with a warning. For
+	// development only.
+	AllowInsecureManifestPermissions bool
+	// RotateCertificates renews the client certificate of RestConfig
+	// before it expires (see rotation.go).
+	RotateCertificates bool
 	// NodeName defaults to the lower-cased hostname.
 	NodeName string
 	// PodManifestPath is the static pod directory; empty: none.
@@ -35,8 +45,11 @@ type Options struct {
 	ManifestURL       string
 	ManifestURLHeader http.Header
 	// ManifestURLCAFile verifies an HTTPS manifest URL.
-	ManifestURLCAFile  string
-	HTTPCheckFrequency time.Duration
+	ManifestURLCAFile string
+	// ManifestURLAllowHTTP allows an http:// ManifestURL to a host that is
+	// not a loopback address.
+	ManifestURLAllowHTTP bool
+	HTTPCheckFrequency   time.Duration
 	// RuntimeEndpoint selects the container runtime: "fake://" or a CRI
 	// endpoint such as unix:///run/containerd/containerd.sock. Ignored
 	// when Runtime is set.

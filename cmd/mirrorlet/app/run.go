@@ -61,6 +61,17 @@ func Run(ctx context.Context, opts Options) error {
 	if err := opts.Complete(); err != nil {
 		return err
 	}
+	if err := refuseUnsafeSources(opts); err != nil {
+		return err
+	}
+	if opts.RotateCertificates {
+		certs, err := setupCertificateRotation(ctx, &opts)
+		if err != nil {
+			return err
+		}
+		certs.Start()
+		defer certs.Stop()
+	}
 	rt := opts.Runtime
 	if rt == nil {
 		var err error
@@ -112,7 +123,8 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 		})
 		src, err := urlsource.New(urlsource.Config{
 			URL: a.opts.ManifestURL, Header: a.opts.ManifestURLHeader, CAFile: a.opts.ManifestURLCAFile,
-			NodeName: a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
+			AllowHTTP: a.opts.ManifestURLAllowHTTP,
+			NodeName:  a.opts.NodeName, CheckFrequency: a.opts.HTTPCheckFrequency,
 			Publish: a.publisher(manifest.SourceHTTP), LastGood: store,
 			Log: a.opts.Log.WithName("urlsource"),
 		})
@@ -130,7 +142,8 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 	}
 	src, err := dirsource.New(dirsource.Config{
 		Path: a.opts.PodManifestPath, NodeName: a.opts.NodeName, CheckFrequency: a.opts.FileCheckFrequency,
-		Publish: a.publisher(manifest.SourceFile), LastGood: store,
+		AllowInsecurePermissions: a.opts.AllowInsecureManifestPermissions,
+		Publish:                  a.publisher(manifest.SourceFile), LastGood: store,
 		Log: a.opts.Log.WithName("dirsource"),
 	})
 	if err != nil {

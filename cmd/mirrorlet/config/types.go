@@ -27,10 +27,20 @@ type MirrorletConfiguration struct {
 	StaticPodURLHeader map[string][]string `json:"staticPodURLHeader,omitempty"`
 	// StaticPodURLCAFile verifies an HTTPS StaticPodURL.
 	StaticPodURLCAFile string `json:"staticPodURLCAFile,omitempty"`
+	// AllowInsecureManifestPermissions runs manifests that group or
+	// others can write, or another non-root user owns (development only).
+	AllowInsecureManifestPermissions bool `json:"allowInsecureManifestPermissions,omitempty"`
+	// StaticPodURLAllowHTTP allows an http:// StaticPodURL to a host that
+	// is not a loopback address.
+	StaticPodURLAllowHTTP bool `json:"staticPodURLAllowHTTP,omitempty"`
 	// FileCheckFrequency is the period of full manifest directory rescans.
 	FileCheckFrequency metav1.Duration `json:"fileCheckFrequency,omitempty"`
 	// HTTPCheckFrequency is the period of StaticPodURL fetches.
 	HTTPCheckFrequency metav1.Duration `json:"httpCheckFrequency,omitempty"`
+	// RotateCertificates makes mirrorlet renew its client certificate
+	// before it expires, through a CertificateSigningRequest (kubelet:
+	// rotateCertificates).
+	RotateCertificates bool `json:"rotateCertificates,omitempty"`
 	// ContainerRuntimeEndpoint is the CRI endpoint, or fake://.
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
 	// RootDir holds mirrorlet's per-pod data (emptyDir volumes,
