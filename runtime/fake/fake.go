@@ -27,6 +27,7 @@ type Runtime struct {
 	unreachable   bool
 	starts        map[types.UID]int
 	changes       chan types.UID
+	execFn        ExecFunc
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
