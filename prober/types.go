@@ -1,7 +1,5 @@
 package prober
 
-// The seam types, as on branch engine (prober/types.go), until it is merged.
-
 import "time"
 
 // Running is one running container attempt.
