@@ -115,7 +115,9 @@ func TestLivenessFailureHoldsAndResetsOnNewContainer(t *testing.T) {
 
 func TestInitialDelay(t *testing.T) {
 	h, _ := newScripted(t)
-	probe := execProbe("ready", 1, 1, 1)
+	// The first probe comes initialDelaySeconds after the start, not at
+	// the first period after it.
+	probe := execProbe("ready", 10, 1, 1)
 	probe.InitialDelaySeconds = 5
 	h.run(corev1.Container{Name: "web", ReadinessProbe: probe}, "c1")
 	h.step(1, 4*time.Second)
