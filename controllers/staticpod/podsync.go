@@ -81,13 +81,8 @@ func (s *podSync) finished(p *mruntime.Pod) bool {
 		return false
 	}
 	never := spec.RestartPolicy == corev1.RestartPolicyNever
-	if never && !p.Ready && len(p.Containers) > 0 {
+	if never && (!p.Ready && len(p.Containers) > 0 || initFailed(spec, p)) {
 		return true
-	}
-	for _, c := range spec.InitContainers {
-		if l := p.Latest(c.Name); never && l != nil && l.State == mruntime.ContainerExited && l.ExitCode != 0 {
-			return true
-		}
 	}
 	for _, c := range spec.Containers {
 		l := p.Latest(c.Name)
@@ -99,6 +94,17 @@ func (s *podSync) finished(p *mruntime.Pod) bool {
 		}
 	}
 	return len(spec.Containers) > 0
+}
+
+// initFailed reports whether the latest attempt of an init container
+// exited with an error.
+func initFailed(spec *corev1.PodSpec, p *mruntime.Pod) bool {
+	for _, c := range spec.InitContainers {
+		if l := p.Latest(c.Name); l != nil && l.State == mruntime.ContainerExited && l.ExitCode != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // finish stops the sandbox of a finished pod (its IP and host ports are

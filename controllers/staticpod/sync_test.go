@@ -100,6 +100,8 @@ spec:
   - {name: c, image: "i:1"}
 `
 
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
 func manifestWithPolicy(policy string) string {
 	return fmt.Sprintf(onePod, policy)
 }
