@@ -204,13 +204,20 @@ func (a *agent) publisher(source string) func(desired.Snapshot) {
 }
 
 func (a *agent) setupStaticPods(ctx context.Context, g *errgroup.Group) error {
+	var engine atomic.Pointer[staticpod.Engine]
+	probes, err := a.newProber(&engine)
+	if err != nil {
+		return err
+	}
 	r, err := staticpod.New(staticpod.Config{
 		Runtime: a.runtime, Cache: a.cache, Desired: a.desired, States: a.states, Events: a.events,
-		Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
+		Prober: probes, Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up static pod reconciler: %w", err)
 	}
+	engine.Store(r)
+	g.Go(func() error { return probes.Start(ctx) })
 	g.Go(func() error { return r.Run(ctx) })
 	return nil
 }
