@@ -49,9 +49,11 @@ type Config struct {
 	// probe of a container that was already running when the Manager was
 	// made. Default: uniformly random.
 	Jitter func(max time.Duration) time.Duration
-	// EventInterval is the least time between two Unhealthy Events of one
-	// probe that say the same; a different message is recorded at once.
-	// Default 1m.
+	// EventBurst and EventInterval rate-limit the Events of one probe of
+	// one container attempt: the first EventBurst are recorded at once
+	// (a few may be lost while the mirror does not exist yet), then one
+	// per EventInterval. Defaults 5 and 30s.
+	EventBurst    int
 	EventInterval time.Duration
 }
 
@@ -79,8 +81,11 @@ func (c *Config) validateAndDefault() error {
 			return rand.N(max)
 		}
 	}
+	if c.EventBurst <= 0 {
+		c.EventBurst = 5
+	}
 	if c.EventInterval <= 0 {
-		c.EventInterval = time.Minute
+		c.EventInterval = 30 * time.Second
 	}
 	return nil
 }

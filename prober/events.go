@@ -17,8 +17,8 @@ const maxEventMessage = 1024
 
 // report logs a probe that did not succeed and records it as a Warning
 // Event on the mirror, in the kubelet's words ("Liveness probe failed:
-// ..."). Events of one worker that say the same are recorded at most once
-// per Config.EventInterval.
+// ..."), as the worker's rate limit allows (Config.EventBurst and
+// EventInterval).
 func (w *worker) report(r result, out string, err error) {
 	var reason, msg string
 	switch {
@@ -33,11 +33,9 @@ func (w *worker) report(r result, out string, err error) {
 	}
 	w.m.cfg.Log.V(1).Info("Probe did not succeed", "pod", w.a.key, "container", w.container.Name,
 		"containerID", w.containerID, "probeType", w.pt, "message", msg)
-	now := w.m.cfg.Clock.Now()
-	if msg == w.lastEventMessage && now.Sub(w.lastEvent) < w.m.cfg.EventInterval {
+	if !w.events.AllowN(w.m.cfg.Clock.Now(), 1) {
 		return
 	}
-	w.lastEvent, w.lastEventMessage = now, msg
 	if len(msg) > maxEventMessage {
 		msg = msg[:maxEventMessage] + "..."
 	}

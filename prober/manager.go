@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -146,6 +147,7 @@ func (m *Manager) newAttempt(pod *corev1.Pod, c *corev1.Container, r Running) *a
 		w := &worker{
 			m: m, a: a, pt: pt, spec: spec, container: c, host: host,
 			containerID: r.ID, startedAt: started, trigger: make(chan struct{}, 1),
+			events: rate.NewLimiter(rate.Every(m.cfg.EventInterval), m.cfg.EventBurst),
 		}
 		a.workers[pt] = w
 	}

@@ -208,16 +208,17 @@ func TestJitterForContainersRunningBeforeStart(t *testing.T) {
 }
 
 func TestEventsRateLimited(t *testing.T) {
-	h, s := newScripted(t, func(c *Config) { c.EventInterval = 30 * time.Second })
+	h, s := newScripted(t, func(c *Config) { c.EventBurst, c.EventInterval = 2, 30*time.Second })
 	s.set("ready", 1)
 	h.run(corev1.Container{Name: "web", ReadinessProbe: execProbe("ready", 10, 1, 1)}, "c1")
 	h.expect(readiness, failure)
-	for range 3 {
+	for range 6 {
 		h.step(1, 10*time.Second)
 		h.expect(readiness, failure)
 	}
-	// Failures at 0, 10, 20, 30 s: Events at 0 and 30 s.
-	if ev := h.events.all(); len(ev) != 2 || ev[0].message != "Readiness probe failed: ready failed" {
+	// Failures every 10 s from 0 to 60 s; a burst of 2, then one per 30 s:
+	// Events at 0, 10, 30 and 60 s.
+	if ev := h.events.all(); len(ev) != 4 || ev[0].message != "Readiness probe failed: ready failed" {
 		t.Errorf("events %+v", ev)
 	}
 }

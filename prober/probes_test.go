@@ -210,7 +210,7 @@ func TestExec(t *testing.T) {
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/web", "check"}}},
 		PeriodSeconds: 1, TimeoutSeconds: 3, FailureThreshold: 1}
 	pod.Spec.Containers[0].LivenessProbe = probe
-	id := startFake(t, h, pod, sandbox)
+	id := startFake(t, h, pod, sandbox, 0)
 	h.expect(liveness, success)
 	if got := gotCmd.Load(); got != fmt.Sprint(id, []string{"/web", "check"}, 3*time.Second) {
 		t.Errorf("exec %v", got)
@@ -236,7 +236,7 @@ func TestExec(t *testing.T) {
 	}
 
 	mode.Store("fail")
-	id2 := startFake(t, h, pod, sandbox)
+	id2 := startFake(t, h, pod, sandbox, 1)
 	h.expect(liveness, failure)
 	if st := h.status(id2, failed); st.Message != "out boom" {
 		t.Errorf("message %q", st.Message)
@@ -245,9 +245,9 @@ func TestExec(t *testing.T) {
 
 // startFake starts the pod's container in the fake runtime as a new attempt
 // and tells the Manager it is the one that runs.
-func startFake(t *testing.T, h *harness, pod *corev1.Pod, sandbox string) string {
+func startFake(t *testing.T, h *harness, pod *corev1.Pod, sandbox string, attempt uint32) string {
 	t.Helper()
-	id, err := h.rt.StartContainer(t.Context(), pod, sandbox, &pod.Spec.Containers[0], 0)
+	id, err := h.rt.StartContainer(t.Context(), pod, sandbox, &pod.Spec.Containers[0], attempt)
 	if err != nil {
 		t.Fatal(err)
 	}

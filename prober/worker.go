@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -25,9 +26,8 @@ type worker struct {
 	// last is the last probe result and run how many times in a row it came.
 	last result
 	run  int
-	// lastEvent and lastEventMessage rate-limit Unhealthy Events.
-	lastEvent        time.Time
-	lastEventMessage string
+	// events rate-limits the worker's Events (on the Manager's clock).
+	events *rate.Limiter
 }
 
 func (w *worker) period() time.Duration {

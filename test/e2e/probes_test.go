@@ -13,10 +13,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// httpProbe is an httpGet probe. Its initial delay of 1 s lets the server
+// listen first: the API server folds a pod's Events of one reason into the
+// series of the first (events.k8s.io), so an early "connection refused"
+// would hide the failure a test waits for.
 func httpProbe(port intstr.IntOrString, path string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: port, Path: path}},
-		PeriodSeconds: period, FailureThreshold: failures,
+		PeriodSeconds: period, FailureThreshold: failures, InitialDelaySeconds: 1,
 	}
 }
 
@@ -166,7 +170,7 @@ func TestExecProbeWithoutShell(t *testing.T) {
 	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
 			Command: []string{"/webserver", "--probe", fmt.Sprintf("http://127.0.0.1:%d/healthz", port)}}},
-		PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 5,
+		PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 5, InitialDelaySeconds: 1,
 	}
 	n.writeManifest("execprobe.yaml", pod)
 	n.waitRunning("execprobe", 2*time.Minute)
@@ -181,10 +185,11 @@ func TestExecProbeWithoutShell(t *testing.T) {
 }
 
 // TestProbeTimeoutIsFailure: a probe answered after its timeoutSeconds
-// fails; the same answer within a longer timeout succeeds.
+// fails; the same answer within a longer timeout succeeds. An exec probe
+// that runs past its timeout is killed by the runtime and fails.
 func TestProbeTimeoutIsFailure(t *testing.T) {
 	n := startNode(t)
-	patientPort, impatientPort := freePort(t), freePort(t)
+	patientPort, impatientPort, execPort := freePort(t), freePort(t), freePort(t)
 	pod := webPod("timeouts", patientPort)
 	patient := &pod.Spec.Containers[0]
 	patient.Name = "patient"
@@ -193,20 +198,35 @@ func TestProbeTimeoutIsFailure(t *testing.T) {
 	impatient := patient.DeepCopy()
 	impatient.Name = "impatient"
 	impatient.Args = []string{"--port", fmt.Sprint(impatientPort)}
-	impatient.Ports = []corev1.ContainerPort{{Name: "web", ContainerPort: int32(impatientPort)}}
+	impatient.Ports = []corev1.ContainerPort{{Name: "impatient", ContainerPort: int32(impatientPort)}}
 	impatient.ReadinessProbe = httpProbe(intstr.FromInt(impatientPort), "/sleep?d=2s", 3, 1)
 	impatient.ReadinessProbe.TimeoutSeconds = 1
 	pod.Spec.Containers = append(pod.Spec.Containers, *impatient)
 	n.writeManifest("timeouts.yaml", pod)
+
+	// Another pod, so that its Unhealthy Events are not folded into the
+	// first pod's series.
+	execPod := webPod("exec-timeout", execPort)
+	execCmd := []string{"/webserver", "--probe", fmt.Sprintf("http://127.0.0.1:%d/sleep?d=4s", execPort)}
+	execPod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: execCmd}},
+		PeriodSeconds: 3, FailureThreshold: 1, TimeoutSeconds: 1, InitialDelaySeconds: 1,
+	}
+	n.writeManifest("exec-timeout.yaml", execPod)
+
 	eventually(t, 2*time.Minute, "the patient container ready", func() bool {
 		return ptr.Deref(containerStatus(n.mirror("timeouts"), "patient"), corev1.ContainerStatus{}).Ready
 	})
 	n.waitEvent("timeouts", corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed:", fmt.Sprintf(":%d/sleep", impatientPort), "deadline exceeded")
+	n.waitEvent("exec-timeout", corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("Readiness probe failed: command %q timed out", strings.Join(execCmd, " ")))
 	m := n.mirror("timeouts")
 	if cs := containerStatus(m, "impatient"); cs == nil || cs.Ready || cs.State.Running == nil {
 		t.Errorf("impatient container: %+v", cs)
 	}
 	if condition(m, corev1.PodReady) != corev1.ConditionFalse {
 		t.Errorf("pod Ready %s with a container not ready", condition(m, corev1.PodReady))
+	}
+	if cs := containerStatus(n.mirror("exec-timeout"), "web"); cs == nil || cs.Ready || cs.State.Running == nil {
+		t.Errorf("slow exec container: %+v", cs)
 	}
 }
