@@ -29,17 +29,19 @@ type world struct {
 
 func (w *world) manifest(name string, variant byte) *manifest.StaticPod {
 	policy := policies[int(variant)%len(policies)]
+	init := ""
+	if variant%2 == 1 {
+		init = fmt.Sprintf("  initContainers:\n  - {name: init, image: \"img-%d\"}\n", variant%4)
+	}
 	y := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s}
 spec:
   restartPolicy: %s
-  initContainers:
-  - {name: init, image: "img-%d"}
-  containers:
+%s  containers:
   - {name: a, image: "img-%d"}
   - {name: b, image: "img-%d"}
-`, name, policy, variant%2, variant%3, variant%4)
+`, name, policy, init, variant%3, variant%4)
 	return w.f.load(y)
 }
 
@@ -53,7 +55,7 @@ func (w *world) publish() {
 
 func (w *world) uidOf(name string) types.UID {
 	for _, p := range w.f.rt.Pods() {
-		if p.Name == name && p.Ready {
+		if p.Name == name+"-n1" && p.Ready {
 			return p.UID
 		}
 	}
@@ -239,7 +241,7 @@ func TestStateMachineProperties(t *testing.T) {
 		}
 		return true
 	}
-	if err := quick.Check(prop, &quick.Config{MaxCount: 300}); err != nil {
+	if err := quick.Check(prop, &quick.Config{MaxCount: 500}); err != nil {
 		t.Fatal(err)
 	}
 }
