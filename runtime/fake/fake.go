@@ -38,6 +38,8 @@ type Runtime struct {
 	// removedData counts RemovePodData calls by pod UID.
 	removedData map[types.UID]int
 	lists       int
+	// stopping counts stops of running containers in progress.
+	stopping int
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -174,7 +176,14 @@ func (r *Runtime) StopContainer(ctx context.Context, containerID string, _ time.
 	delay := r.stopDelay
 	r.mu.Unlock()
 	if running {
-		if err := r.wait(ctx, delay); err != nil {
+		r.mu.Lock()
+		r.stopping++
+		r.mu.Unlock()
+		err := r.wait(ctx, delay)
+		r.mu.Lock()
+		r.stopping--
+		r.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -336,6 +345,13 @@ func (r *Runtime) RemovedData(uid types.UID) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.removedData[uid]
+}
+
+// Stopping returns how many container stops are in progress.
+func (r *Runtime) Stopping() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
 }
 
 // Lists returns how many times ListPods was called.
