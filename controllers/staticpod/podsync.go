@@ -28,6 +28,7 @@ type podSync struct {
 
 func (s *podSync) run(ctx context.Context) (result, error) {
 	s.w.learnAttempts(s.sp.Pod.UID, s.pods)
+	s.w.pruneKilled(s.pods)
 	newest := newestSandbox(s.pods, false)
 	if newest != nil && s.finished(newest) {
 		return s.finish(ctx, newest)
