@@ -103,6 +103,7 @@ func TestWorkersDoNotWaitForEachOther(t *testing.T) {
 	}
 	start := time.Now()
 	r.publish(append(news, crash)...)
+	r.eventually("20 pods stopping", time.Second, func() bool { return r.rt.Stopping() == 20 })
 	if err := r.rt.Exit(crash.Pod.UID, "c", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type podSync struct {
 
 func (s *podSync) run(ctx context.Context) (result, error) {
 	s.w.learnAttempts(s.sp.Pod.UID, s.pods)
+	s.w.pruneKilled(s.pods)
 	newest := newestSandbox(s.pods, false)
 	if newest != nil && s.finished(newest) {
 		return s.finish(ctx, newest)
@@ -167,8 +168,41 @@ func (s *podSync) runSandbox(ctx context.Context) error {
 // publish records what runs for the pod: p is the sandbox in use (or the
 // stopped one of a finished pod), nil if none.
 func (s *podSync) publish(p *mruntime.Pod) {
+	if last := s.w.published; p != nil && last != nil && last.SandboxID != p.SandboxID {
+		s.w.previous = last
+	}
+	if p != nil {
+		s.w.published = p
+	}
+	p = s.carryOver(p)
 	st := podstate.State{UID: s.sp.Pod.UID, Pod: p, Waiting: s.waiting, Message: s.message, Probes: s.probes}
 	s.w.e.cfg.States.Set(s.sp.Key(), st)
+}
+
+// carryOver adds to a new sandbox p, for each container it has no attempt
+// of yet, the last attempt published from the sandbox before (as exited,
+// with the container waiting): the mirror keeps its restartCount and
+// lastState while the pod gets a new sandbox.
+func (s *podSync) carryOver(p *mruntime.Pod) *mruntime.Pod {
+	old := s.w.previous
+	if p == nil || old == nil || old.UID != p.UID || old.SandboxID == p.SandboxID {
+		return p
+	}
+	out := *p
+	out.Containers = slices.Clone(p.Containers)
+	for _, c := range append(slices.Clone(s.sp.Pod.Spec.InitContainers), s.sp.Pod.Spec.Containers...) {
+		prev := old.Latest(c.Name)
+		if prev == nil || p.Latest(c.Name) != nil {
+			continue
+		}
+		carried := *prev
+		carried.State = mruntime.ContainerExited
+		out.Containers = append(out.Containers, carried)
+		if _, ok := s.waiting[c.Name]; !ok {
+			s.waiting[c.Name] = podstate.Waiting{Reason: "ContainerCreating"}
+		}
+	}
+	return &out
 }
 
 // removeOldAttempts removes exited attempts older than the latest two of

@@ -67,3 +67,21 @@ func (s *podSync) kill(ctx context.Context, r prober.Running, st prober.Status) 
 		s.requeueIn(time.Second)
 	}
 }
+
+// pruneKilled forgets the liveness kills of containers no longer listed.
+func (w *worker) pruneKilled(pods []mruntime.Pod) {
+	if len(w.livenessKilled) == 0 {
+		return
+	}
+	listed := map[string]bool{}
+	for _, p := range pods {
+		for _, c := range p.Containers {
+			listed[c.ID] = true
+		}
+	}
+	for id := range w.livenessKilled {
+		if !listed[id] {
+			delete(w.livenessKilled, id)
+		}
+	}
+}

@@ -25,21 +25,25 @@ type world struct {
 	// exited holds uid/container of Never pods seen exited, with their
 	// attempt count then.
 	exited map[string]int
+	// events counts runtime events that took effect (exits, lost sandboxes).
+	events int
 }
 
 func (w *world) manifest(name string, variant byte) *manifest.StaticPod {
 	policy := policies[int(variant)%len(policies)]
+	init := ""
+	if variant%2 == 1 {
+		init = fmt.Sprintf("  initContainers:\n  - {name: init, image: \"img-%d\"}\n", variant%4)
+	}
 	y := fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s}
 spec:
   restartPolicy: %s
-  initContainers:
-  - {name: init, image: "img-%d"}
-  containers:
+%s  containers:
   - {name: a, image: "img-%d"}
   - {name: b, image: "img-%d"}
-`, name, policy, variant%2, variant%3, variant%4)
+`, name, policy, init, variant%3, variant%4)
 	return w.f.load(y)
 }
 
@@ -53,7 +57,7 @@ func (w *world) publish() {
 
 func (w *world) uidOf(name string) types.UID {
 	for _, p := range w.f.rt.Pods() {
-		if p.Name == name && p.Ready {
+		if p.Name == name+"-n1" && p.Ready {
 			return p.UID
 		}
 	}
@@ -80,12 +84,12 @@ func (w *world) apply(op, arg byte) {
 		delete(w.pods, name)
 		w.publish()
 	case 3:
-		if uid := w.uidOf(name); uid != "" {
-			_ = rt.Exit(uid, []string{"init", "a", "b"}[int(arg/3)%3], int32(arg%2))
+		if uid := w.uidOf(name); uid != "" && rt.Exit(uid, []string{"init", "a", "b"}[int(arg/3)%3], int32(arg%2)) == nil {
+			w.events++
 		}
 	case 4:
-		if uid := w.uidOf(name); uid != "" {
-			_ = rt.KillSandbox(uid)
+		if uid := w.uidOf(name); uid != "" && rt.KillSandbox(uid) == nil {
+			w.events++
 		}
 	case 5:
 		rt.SetStartFails(fmt.Sprintf("img-%d", arg%4), arg%8 < 4)
@@ -223,9 +227,11 @@ func (f *fixture) syncKeyNoFail(key types.NamespacedName) result {
 // sandboxes for one pod UID, no running container of a pod not desired,
 // restart counts never decrease, and Never pods are not restarted.
 func TestStateMachineProperties(t *testing.T) {
+	events := 0
 	prop := func(ops []byte) bool {
 		w := &world{f: newFixture(t, ""), pods: map[string]*manifest.StaticPod{},
 			maxes: map[string]uint32{}, exited: map[string]int{}}
+		defer func() { events += w.events }()
 		for i := 0; i+1 < len(ops); i += 2 {
 			w.apply(ops[i], ops[i+1])
 			if err := w.settle(); err != nil {
@@ -239,7 +245,11 @@ func TestStateMachineProperties(t *testing.T) {
 		}
 		return true
 	}
-	if err := quick.Check(prop, &quick.Config{MaxCount: 300}); err != nil {
+	if err := quick.Check(prop, &quick.Config{MaxCount: 500}); err != nil {
 		t.Fatal(err)
 	}
+	if events < 100 {
+		t.Fatalf("only %d runtime events took effect in 500 runs: the test does not exercise the state machine", events)
+	}
+	t.Logf("%d runtime events (container exits, lost sandboxes) took effect", events)
 }

@@ -167,6 +167,16 @@ func TestLostSandboxKeepsDataAndRestartCount(t *testing.T) {
 	if err := f.rt.KillSandbox(uid); err != nil {
 		t.Fatal(err)
 	}
+	// The state published right after the new sandbox is made keeps the
+	// last attempt: the mirror's restartCount never drops to 0.
+	f.rt.SetImageMissing("i:1", true)
+	f.settle(f.sp.Key())
+	st, _ := f.e.cfg.States.Get(f.sp.Key())
+	if c := st.Pod.Latest("c"); st.Pod.SandboxID == before.SandboxID || c == nil || c.Attempt != 2 {
+		t.Fatalf("state of the new sandbox before its container starts: %+v", st.Pod)
+	}
+	f.rt.SetImageMissing("i:1", false)
+	f.clock.Step(time.Minute)
 	f.settle(f.sp.Key())
 	after := f.pod()
 	if after.SandboxID == before.SandboxID || !after.Ready {

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 )
 
 // worker is the pod worker of one static pod key: one goroutine, one sync
@@ -30,6 +31,10 @@ type worker struct {
 	// pullErrs holds the last image pull error of each container (by
 	// back-off key), shown until the first retry.
 	pullErrs map[string]podstate.Waiting
+	// published is the runtime sandbox last published to the pod state, and
+	// previous the one before it, whose last attempts are carried over
+	// while a new sandbox has none yet.
+	published, previous *mruntime.Pod
 	// errDelay is the retry delay after a failed sync (100ms doubling to 10s).
 	errDelay time.Duration
 }

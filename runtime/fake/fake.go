@@ -38,6 +38,8 @@ type Runtime struct {
 	// removedData counts RemovePodData calls by pod UID.
 	removedData map[types.UID]int
 	lists       int
+	// stopping counts stops of running containers in progress.
+	stopping int
 	// execFn scripts ExecSync.
 	execFn ExecFunc
 }
@@ -176,7 +178,14 @@ func (r *Runtime) StopContainer(ctx context.Context, containerID string, _ time.
 	delay := r.stopDelay
 	r.mu.Unlock()
 	if running {
-		if err := r.wait(ctx, delay); err != nil {
+		r.mu.Lock()
+		r.stopping++
+		r.mu.Unlock()
+		err := r.wait(ctx, delay)
+		r.mu.Lock()
+		r.stopping--
+		r.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -338,6 +347,13 @@ func (r *Runtime) RemovedData(uid types.UID) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.removedData[uid]
+}
+
+// Stopping returns how many container stops are in progress.
+func (r *Runtime) Stopping() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
 }
 
 // Lists returns how many times ListPods was called.
