@@ -35,6 +35,7 @@ func Validate(sp *StaticPod) field.ErrorList {
 	errs = append(errs, validateContainers(p.Spec.InitContainers, spec.Child("initContainers"), names)...)
 	errs = append(errs, validateContainers(p.Spec.Containers, spec.Child("containers"), names)...)
 	errs = append(errs, validateStaticRules(&p.Spec, spec)...)
+	errs = append(errs, validateProbes(&p.Spec, spec)...)
 	errs = append(errs, validateUnsupported(&p.Spec, spec)...)
 	return errs
 }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -125,7 +126,7 @@ func TestValidateUnsupportedFields(t *testing.T) {
 		// API server reads them.
 		{"plain pod", func(*corev1.Pod) {}, ""},
 		{"probes", func(p *corev1.Pod) {
-			probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz"}}}
+			probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt(8080)}}}
 			c0(p).LivenessProbe, c0(p).ReadinessProbe, c0(p).StartupProbe = probe, probe, probe
 		}, ""},
 		{"empty lifecycle", func(p *corev1.Pod) { c0(p).Lifecycle = &corev1.Lifecycle{} }, ""},

@@ -38,7 +38,10 @@ type Runtime interface {
 	// creates container (one of pod's init or app containers) in sandboxID
 	// for the given attempt (0 for the first, +1 per restart) and starts it.
 	// It returns the new container's ID. An image that cannot be had is
-	// reported as an error wrapping ErrImagePull.
+	// reported as an error wrapping ErrImagePull. A container that was
+	// created but failed to start is left in the runtime as an exited
+	// attempt (reason StartError, as containerd reports it): its ID is
+	// returned with an error wrapping ErrStartFailed.
 	StartContainer(ctx context.Context, pod *corev1.Pod, sandboxID string, container *corev1.Container, attempt uint32) (string, error)
 
 	// StopContainer stops a running container: SIGTERM (or the image's stop
@@ -52,8 +55,22 @@ type Runtime interface {
 
 	// StopPod stops every container of the sandbox (each with grace), then
 	// stops and removes the sandbox and its containers. Idempotent: a missing
-	// sandbox is not an error.
+	// sandbox is not an error. The pod's data (volumes, logs, termination
+	// messages) is kept: only RemovePodData removes it.
 	StopPod(ctx context.Context, sandboxID string, grace time.Duration) error
+
+	// StopSandbox stops every container of the sandbox (each with grace) and
+	// the sandbox (its IP and host ports are freed), but keeps their records:
+	// the sandbox is listed NotReady with its exited containers until StopPod
+	// removes it. Idempotent.
+	StopSandbox(ctx context.Context, sandboxID string, grace time.Duration) error
+
+	// RemovePodData removes what the runtime keeps on the node for the pod
+	// with uid across sandboxes: emptyDir volumes, termination messages and
+	// container logs. The caller calls it only once the pod itself is gone
+	// (no longer desired) and its sandboxes are removed. A pod without data
+	// is not an error.
+	RemovePodData(ctx context.Context, uid types.UID) error
 
 	// Changes returns a channel that receives the UID of a pod whenever one
 	// of its containers or its sandbox changes state on its own (a container
@@ -62,6 +79,32 @@ type Runtime interface {
 	// runtime cannot tell; callers then rely on periodic resyncs.
 	Changes() <-chan types.UID
 }
+
+// UIDLister is implemented by runtimes that can list the sandboxes of one
+// pod UID for less than a full ListPods; the runtime cache uses it to
+// refresh just the pod that changed.
+type UIDLister interface {
+	// ListPodsOf returns what ListPods would return for the pods with uid.
+	ListPodsOf(ctx context.Context, uid types.UID) ([]Pod, error)
+}
+
+// EventStreamer is implemented by runtimes whose Changes channel is fed by
+// the runtime's own events (CRI GetContainerEvents) rather than by polling.
+// The runtime cache then relists less often.
+type EventStreamer interface {
+	// StreamsEvents reports whether Changes is currently event-driven.
+	StreamsEvents() bool
+}
+
+// AnnotationAttempts, on a sandbox, records the highest attempt number of
+// each container of the pod UID when the sandbox was made ("c=3,d=0"), so
+// that restart counts continue across sandboxes after a restart of
+// mirrorlet. Runtimes copy pod annotations to the sandbox and list them.
+const AnnotationAttempts = "mirrorlet.io/container-attempts"
+
+// ErrStartFailed marks errors of StartContainer for a container that was
+// created but did not start; the attempt stays listed as exited.
+var ErrStartFailed = errors.New("container failed to start")
 
 // ErrImagePull marks errors of StartContainer caused by the image.
 var ErrImagePull = errors.New("image not available")
@@ -84,6 +127,8 @@ type Pod struct {
 	// Grace is the pod's termination grace period as recorded when its
 	// sandbox was made, if the runtime keeps it (nil if not).
 	Grace *time.Duration
+	// Annotations are the pod annotations recorded on the sandbox.
+	Annotations map[string]string
 	// Containers holds every container of the sandbox, all attempts, in no
 	// particular order.
 	Containers []Container

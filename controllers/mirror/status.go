@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -91,8 +92,9 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
 		case latest.State == mruntime.ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: *orZero(mtime(latest.StartedAt))}
-			cs.Ready = !init
-			cs.Started = ptr.To(true)
+			started, ready := probed(in.state, latest.ID)
+			cs.Ready = !init && ready
+			cs.Started = ptr.To(started)
 		case latest.State == mruntime.ContainerExited && isWaiting:
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
 			previous = latest
@@ -114,6 +116,19 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 		out = append(out, cs)
 	}
 	return out
+}
+
+// probed returns what the probes say of a running container attempt:
+// started and ready when no prober runs or it has no result yet for it.
+func probed(st podstate.State, id string) (started, ready bool) {
+	if st.Probes == nil {
+		return true, true
+	}
+	p, ok := st.Probes[id]
+	if !ok {
+		return false, false
+	}
+	return p.Started, p.Ready
 }
 
 // attempts returns the latest attempt of a container and the latest exited
@@ -214,15 +229,14 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	for _, cs := range st.InitContainerStatuses {
 		initialized = initialized && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 	}
-	ready := pod != nil && len(st.ContainerStatuses) > 0
-	for _, cs := range st.ContainerStatuses {
-		ready = ready && cs.Ready
-	}
+	ready := readyCondition(st, pod)
+	containersReady := ready
+	containersReady.Type = corev1.ContainersReady
 	conds := []corev1.PodCondition{
 		{Type: corev1.PodReadyToStartContainers, Status: boolStatus(pod != nil && pod.Ready)},
 		{Type: corev1.PodInitialized, Status: boolStatus(pod != nil && initialized)},
-		{Type: corev1.ContainersReady, Status: boolStatus(ready)},
-		{Type: corev1.PodReady, Status: boolStatus(ready)},
+		containersReady,
+		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 		manifestCondition(in.problems),
 	}
@@ -236,6 +250,28 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 		}
 	}
 	return conds
+}
+
+// readyCondition is the pod's Ready condition, with the kubelet's reason
+// and message when a container is not ready.
+func readyCondition(st corev1.PodStatus, pod *mruntime.Pod) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+	var unready []string
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
+	switch {
+	case pod == nil || len(st.ContainerStatuses) == 0:
+		c.Status = corev1.ConditionFalse
+	case st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed:
+		c.Status, c.Reason = corev1.ConditionFalse, "PodCompleted"
+	case len(unready) > 0:
+		c.Status, c.Reason = corev1.ConditionFalse, "ContainersNotReady"
+		c.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	}
+	return c
 }
 
 func manifestCondition(problems []desired.Problem) corev1.PodCondition {

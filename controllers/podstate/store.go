@@ -28,6 +28,16 @@ type State struct {
 	Waiting map[string]Waiting
 	// Message is a pod-level problem (the sandbox could not be created).
 	Message string
+	// Probes holds what the probes say of each running container attempt,
+	// by container ID; nil when no prober runs (a running container then
+	// counts as started and ready).
+	Probes map[string]Probe
+}
+
+// Probe is what the probes say about one running container attempt.
+type Probe struct {
+	Started bool
+	Ready   bool
 }
 
 // Store holds the latest State of every static pod. Safe for concurrent use.

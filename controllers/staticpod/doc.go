@@ -1,17 +1,32 @@
-// Package staticpod is the static pod reconciler: it makes the container
-// runtime run exactly the desired set. For every static pod it starts the
-// sandbox, runs init containers in order, starts the app containers, restarts
+// Package staticpod runs the static pods of the desired set on the container
+// runtime, with the kubelet's model: one pod worker (a goroutine) per static
+// pod, fed by one runtime cache (package runtime/pleg).
+//
+// A worker wakes when its pod's desired version changes, when the cache sees
+// its pod change in the runtime, when a back-off ends or when the prober
+// reports a new result (OnChange). It syncs that one pod: stops other
+// versions and dead sandboxes (each with its grace period), makes the
+// sandbox, runs init containers in order, then the app containers, restarts
 // them as restartPolicy says with the kubelet's back-off (10 s doubling to
-// 5 min, reset after 10 min without a crash), replaces a pod whose spec hash
-// changed (old stopped gracefully, then new started) and stops pods whose
-// manifest is gone.
+// 5 min, reset after 10 min without a crash), kills a container whose
+// liveness probe failed, and stops the sandbox of a pod that finished
+// (Succeeded or Failed under Never/OnFailure) while keeping its final
+// container states. After acting it waits for a cache refresh newer than
+// its action, so it never decides twice on stale state. At most one sync
+// per pod runs at a time, and a pull or a grace period of one pod never
+// delays another: workers run in parallel. The worker of a pod that is gone
+// stops it, removes its data (volumes, logs) and ends.
 //
-// It is the only writer to the runtime and it never reads the API server:
-// an API outage, or a deleted mirror, never stops a container. Pods are
-// recognised by the runtime's labels, so a restarted mirrorlet adopts what
-// runs instead of starting it again. It publishes what it observes to a
-// podstate.Store for the mirror reconciler.
+// Container attempts are numbered per pod UID across sandboxes (recorded on
+// each new sandbox, mruntime.AnnotationAttempts), so restart counts survive
+// a lost sandbox and a restart of mirrorlet. A container left Created or
+// Unknown (mirrorlet killed between create and start, a start that timed
+// out) is removed and the next attempt started; a failed start is an exited
+// attempt (StartError) that restartPolicy governs.
 //
+// The engine is the only writer to the runtime and never reads the API
+// server: an API outage, or a deleted mirror, never stops a container. It
+// publishes what it observes to a podstate.Store for the mirror reconciler.
 // Until every manifest source has published once (desired.Set.Synced), a
 // runtime pod without a manifest is left alone rather than stopped.
 package staticpod

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
 	"github.com/mirrorlet/mirrorlet/manifest"
@@ -18,28 +18,39 @@ import (
 )
 
 type fixture struct {
-	t     *testing.T
-	clock *clocktesting.FakeClock
-	rt    *fake.Runtime
-	set   *desired.Set
-	r     *Reconciler
-	sp    *manifest.StaticPod
+	t       *testing.T
+	clock   *clocktesting.FakeClock
+	rt      *fake.Runtime
+	set     *desired.Set
+	e       *Engine
+	sp      *manifest.StaticPod
+	workers map[types.NamespacedName]*worker
 }
 
 func newFixture(t *testing.T, manifestYAML string) *fixture {
 	t.Helper()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	f := &fixture{t: t, clock: clk, rt: fake.New(clk), set: desired.New(manifest.SourceFile)}
-	sp, err := manifest.Load([]byte(manifestYAML), manifest.Identity{NodeName: "n1", Source: manifest.SourceFile, Origin: "/m/p.yaml", Seen: clk.Now()})
-	if err != nil {
-		t.Fatal(err)
+	f := &fixture{t: t, clock: clk, rt: fake.New(clk), set: desired.New(manifest.SourceFile),
+		workers: map[types.NamespacedName]*worker{}}
+	if manifestYAML != "" {
+		f.sp = f.load(manifestYAML)
 	}
-	f.sp = sp
-	f.r, err = New(Config{Runtime: f.rt, Desired: f.set, States: podstate.NewStore(), Clock: clk, Log: logr.Discard()})
+	var err error
+	f.e, err = New(Config{Runtime: f.rt, Desired: f.set, States: podstate.NewStore(), Clock: clk, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+func (f *fixture) load(manifestYAML string) *manifest.StaticPod {
+	f.t.Helper()
+	sp, err := manifest.Load([]byte(manifestYAML), manifest.Identity{NodeName: "n1", Source: manifest.SourceFile,
+		Origin: "/m/p.yaml", Seen: f.clock.Now()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return sp
 }
 
 func (f *fixture) want(present bool) {
@@ -50,13 +61,26 @@ func (f *fixture) want(present bool) {
 	f.set.Update(manifest.SourceFile, snap)
 }
 
-func (f *fixture) sync() reconcile.Result {
+// syncKey refreshes the cache and runs one sync of key's worker, as the
+// worker's goroutine would, but synchronously.
+func (f *fixture) syncKey(key types.NamespacedName) result {
 	f.t.Helper()
-	res, err := f.r.Reconcile(context.Background(), reconcile.Request{NamespacedName: f.sp.Key()})
+	f.e.cfg.Cache.Relist(context.Background())
+	w, ok := f.workers[key]
+	if !ok {
+		w = newWorker(f.e, key)
+		f.workers[key] = w
+	}
+	res, err := w.sync(context.Background())
 	if err != nil {
-		f.t.Fatalf("Reconcile: %v", err)
+		f.t.Fatalf("sync %s: %v", key, err)
 	}
 	return res
+}
+
+func (f *fixture) sync() result {
+	f.t.Helper()
+	return f.syncKey(f.sp.Key())
 }
 
 func (f *fixture) latest(name string) *mruntime.Container {
@@ -75,6 +99,8 @@ spec:
   containers:
   - {name: c, image: "i:1"}
 `
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 func manifestWithPolicy(policy string) string {
 	return fmt.Sprintf(onePod, policy)
@@ -102,10 +128,10 @@ func TestCrashLoopBackOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := f.sync()
-		if res.RequeueAfter != wantDelay {
-			t.Errorf("crash %d: requeue after %s, want %s", i+2, res.RequeueAfter, wantDelay)
+		if res.requeue != wantDelay {
+			t.Errorf("crash %d: requeue after %s, want %s", i+2, res.requeue, wantDelay)
 		}
-		st, _ := f.r.cfg.States.Get(f.sp.Key())
+		st, _ := f.e.cfg.States.Get(f.sp.Key())
 		if st.Waiting["c"].Reason != "CrashLoopBackOff" {
 			t.Errorf("crash %d: waiting %+v, want CrashLoopBackOff", i+2, st.Waiting)
 		}
@@ -200,9 +226,9 @@ func TestRuntimePodWithoutManifestStoppedOnlyOnceSynced(t *testing.T) {
 	f.sync()
 	// A fresh desired set (as after a restart) that no source fed yet.
 	f.set = desired.New(manifest.SourceFile)
-	f.r.cfg.Desired = f.set
+	f.e.cfg.Desired = f.set
 	res := f.sync()
-	if len(f.rt.Pods()) != 1 || res.RequeueAfter == 0 {
+	if len(f.rt.Pods()) != 1 || res.requeue == 0 {
 		t.Fatalf("a pod was stopped before the sources were read")
 	}
 	f.want(false)

@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -42,11 +41,10 @@ func (r *Runtime) StartContainer(ctx context.Context, pod *corev1.Pod, sandboxID
 		return "", fmt.Errorf("creating container %s: %w", c.Name, wrapNotFound(err))
 	}
 	if _, err := r.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
-		// A container that never started would otherwise sit in Created.
-		if _, rerr := r.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: created.ContainerId}); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("removing it: %w", rerr))
-		}
-		return "", fmt.Errorf("starting container %s: %w", c.Name, err)
+		// The runtime keeps the attempt: exited with reason StartError when
+		// the start failed, or Created/Unknown when the call timed out. The
+		// caller's state machine handles both from the listing.
+		return created.ContainerId, fmt.Errorf("%w: starting container %s: %w", mruntime.ErrStartFailed, c.Name, err)
 	}
 	return created.ContainerId, nil
 }
@@ -61,10 +59,10 @@ type pulledImage struct {
 // ensureImage makes c's image present as c.ImagePullPolicy says.
 func (r *Runtime) ensureImage(ctx context.Context, c *corev1.Container, sb *runtimeapi.PodSandboxConfig) (*pulledImage, error) {
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
-	sctx, cancel := r.callCtx(ctx)
-	defer cancel()
 	if c.ImagePullPolicy != corev1.PullAlways {
+		sctx, cancel := r.callCtx(ctx)
 		st, err := r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: spec})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("checking image %q: %w", c.Image, err)
 		}
@@ -81,6 +79,10 @@ func (r *Runtime) ensureImage(ctx context.Context, c *corev1.Container, sb *runt
 	if err != nil {
 		return nil, fmt.Errorf("%w: pulling image %q: %w", mruntime.ErrImagePull, c.Image, err)
 	}
+	// The status check gets its own deadline: a long pull must not leave
+	// it an expired one.
+	sctx, cancel := r.callCtx(ctx)
+	defer cancel()
 	st, err := r.img.ImageStatus(sctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: pulled.ImageRef}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: image %q pulled as %s: %w", mruntime.ErrImagePull, c.Image, pulled.ImageRef, err)

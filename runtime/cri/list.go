@@ -17,15 +17,28 @@ import (
 // ListPods implements mruntime.Runtime: every sandbox carrying
 // mirrorlet's labels, with all its containers.
 func (r *Runtime) ListPods(ctx context.Context) ([]mruntime.Pod, error) {
+	return r.list(ctx, managedSelector(), true)
+}
+
+// ListPodsOf implements mruntime.UIDLister: the sandboxes of one pod UID.
+func (r *Runtime) ListPodsOf(ctx context.Context, uid types.UID) ([]mruntime.Pod, error) {
+	sel := managedSelector()
+	sel[LabelPodUID] = string(uid)
+	return r.list(ctx, sel, false)
+}
+
+// list returns the sandboxes and containers matching sel; all says sel
+// covers every managed object, so cache entries of others can be dropped.
+func (r *Runtime) list(ctx context.Context, sel map[string]string, all bool) ([]mruntime.Pod, error) {
 	ctx, cancel := r.callCtx(ctx)
 	defer cancel()
 	sbs, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: managedSelector()}})
+		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
 	if err != nil {
 		return nil, fmt.Errorf("listing pod sandboxes: %w", err)
 	}
 	cs, err := r.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{LabelSelector: managedSelector()}})
+		Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
@@ -45,6 +58,9 @@ func (r *Runtime) ListPods(ctx context.Context) ([]mruntime.Pod, error) {
 		if g, err := strconv.ParseInt(sb.Annotations[AnnotationGrace], 10, 64); err == nil && g >= 0 {
 			d := time.Duration(g) * time.Second
 			p.Grace = &d
+		}
+		if a := sb.Annotations[mruntime.AnnotationAttempts]; a != "" {
+			p.Annotations = map[string]string{mruntime.AnnotationAttempts: a}
 		}
 		if p.Ready {
 			p.IP = r.sandboxIP(ctx, sb.Id)
@@ -67,7 +83,9 @@ func (r *Runtime) ListPods(ctx context.Context) ([]mruntime.Pod, error) {
 		}
 		pods[i].Containers = append(pods[i].Containers, toContainer(c, st))
 	}
-	r.forget(live)
+	if all {
+		r.forget(live)
+	}
 	return pods, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,23 +203,27 @@ func supplementalGroups(psc *corev1.PodSecurityContext) []int64 {
 
 // StopPod implements mruntime.Runtime.
 func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Duration) error {
-	lctx, cancel := r.callCtx(ctx)
-	sbs, err := r.rt.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{Id: sandboxID}})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("finding sandbox %s: %w", sandboxID, err)
+	if err := r.StopSandbox(ctx, sandboxID, grace); err != nil {
+		return err
 	}
+	cctx, cancel := r.callCtx(ctx)
+	defer cancel()
+	if _, err := r.rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("removing sandbox %s: %w", sandboxID, err)
+	}
+	return nil
+}
+
+// StopSandbox implements mruntime.Runtime: running containers are stopped
+// in parallel, each with grace, then the sandbox.
+func (r *Runtime) StopSandbox(ctx context.Context, sandboxID string, grace time.Duration) error {
+	lctx, cancel := r.callCtx(ctx)
 	cs, err := r.rt.ListContainers(lctx, &runtimeapi.ListContainersRequest{
 		Filter: &runtimeapi.ContainerFilter{PodSandboxId: sandboxID}})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("listing containers of sandbox %s: %w", sandboxID, err)
 	}
-	if len(sbs.Items) == 0 {
-		return nil
-	}
-	sb := sbs.Items[0]
 	var wg sync.WaitGroup
 	errs := make([]error, len(cs.Containers))
 	for i, c := range cs.Containers {
@@ -240,27 +245,20 @@ func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Dura
 	if _, err := r.rt.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("stopping sandbox %s: %w", sandboxID, err)
 	}
-	if _, err := r.rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("removing sandbox %s: %w", sandboxID, err)
-	}
-	return r.removePodDataIfUnused(cctx, sb)
+	return nil
 }
 
-// removePodDataIfUnused removes the pod's data and log directories once no
-// sandbox of the same pod UID is left.
-func (r *Runtime) removePodDataIfUnused(ctx context.Context, sb *runtimeapi.PodSandbox) error {
-	uid := sb.Labels[LabelPodUID]
-	if uid == "" {
-		return nil
+// RemovePodData implements mruntime.Runtime: the pod's directory under
+// RootDir/pods and its log directories (<ns>_<name>_<uid>) go.
+func (r *Runtime) RemovePodData(_ context.Context, uid types.UID) error {
+	if uid == "" || strings.ContainsAny(string(uid), "/*?[") {
+		return fmt.Errorf("removing data of pod %q: invalid UID", uid)
 	}
-	resp, err := r.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{
-		Filter: &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{LabelManaged: "true", LabelPodUID: uid}}})
-	if err != nil || len(resp.Items) > 0 {
-		return nil //nolint:nilerr // data is kept when in doubt
+	dirs, err := filepath.Glob(filepath.Join(r.opts.PodLogsDir, "*_"+string(uid)))
+	if err != nil {
+		return fmt.Errorf("finding log directories of pod %s: %w", uid, err)
 	}
-	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name, pod.UID = sb.Labels[LabelPodNamespace], sb.Labels[LabelPodName], types.UID(uid)
-	for _, dir := range []string{r.podDir(uid), r.podLogDir(pod)} {
+	for _, dir := range append(dirs, r.podDir(string(uid))) {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("removing %s: %w", dir, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,6 +28,20 @@ type Runtime struct {
 	unreachable   bool
 	starts        map[types.UID]int
 	changes       chan types.UID
+	// startFails holds images whose containers fail to start (StartError).
+	startFails sets.Set[string]
+	// leaveCreated holds images whose next start leaves the container in
+	// Created and fails, as a start call that timed out.
+	leaveCreated sets.Set[string]
+	// stopDelay is how long stopping a running container takes.
+	stopDelay time.Duration
+	// removedData counts RemovePodData calls by pod UID.
+	removedData map[types.UID]int
+	lists       int
+	// stopping counts stops of running containers in progress.
+	stopping int
+	// execFn scripts ExecSync.
+	execFn ExecFunc
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -42,6 +57,9 @@ func New(clk clock.Clock) *Runtime {
 		missingImages: sets.New[string](),
 		starts:        map[types.UID]int{},
 		changes:       make(chan types.UID, 256),
+		startFails:    sets.New[string](),
+		leaveCreated:  sets.New[string](),
+		removedData:   map[types.UID]int{},
 	}
 }
 
@@ -65,9 +83,26 @@ func (r *Runtime) ListPods(context.Context) ([]runtime.Pod, error) {
 	if r.unreachable {
 		return nil, errors.New("fake runtime is unreachable")
 	}
+	r.lists++
 	out := make([]runtime.Pod, 0, len(r.pods))
 	for _, p := range r.pods {
 		out = append(out, copyPod(p))
+	}
+	return out, nil
+}
+
+// ListPodsOf implements runtime.UIDLister.
+func (r *Runtime) ListPodsOf(_ context.Context, uid types.UID) ([]runtime.Pod, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unreachable {
+		return nil, errors.New("fake runtime is unreachable")
+	}
+	var out []runtime.Pod
+	for _, p := range r.pods {
+		if p.UID == uid {
+			out = append(out, copyPod(p))
+		}
 	}
 	return out, nil
 }
@@ -83,6 +118,9 @@ func (r *Runtime) RunSandbox(_ context.Context, pod *corev1.Pod) (string, error)
 	r.pods[id] = &runtime.Pod{
 		UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, SandboxID: id,
 		Ready: true, IP: "10.0.0.1", CreatedAt: r.clock.Now(),
+	}
+	if a := pod.Annotations[runtime.AnnotationAttempts]; a != "" {
+		r.pods[id].Annotations = map[string]string{runtime.AnnotationAttempts: a}
 	}
 	return id, nil
 }
@@ -101,6 +139,14 @@ func (r *Runtime) StartContainer(_ context.Context, pod *corev1.Pod, sandboxID s
 	if r.missingImages.Has(c.Image) {
 		return "", fmt.Errorf("pulling image %q: %w", c.Image, runtime.ErrImagePull)
 	}
+	if !p.Ready {
+		return "", fmt.Errorf("sandbox %s is not ready", sandboxID)
+	}
+	for _, o := range p.Containers {
+		if o.Name == c.Name && o.Attempt == attempt {
+			return "", fmt.Errorf("container %s attempt %d already exists", c.Name, attempt)
+		}
+	}
 	isInit := slices.ContainsFunc(pod.Spec.InitContainers, func(ic corev1.Container) bool { return ic.Name == c.Name })
 	now := r.clock.Now()
 	id := r.newID("container")
@@ -108,18 +154,62 @@ func (r *Runtime) StartContainer(_ context.Context, pod *corev1.Pod, sandboxID s
 		ID: id, Name: c.Name, Attempt: attempt, Init: isInit, State: runtime.ContainerRunning,
 		CreatedAt: now, StartedAt: now, Image: c.Image, ImageRef: "sha256:" + c.Image,
 	})
+	created := &p.Containers[len(p.Containers)-1]
+	switch {
+	case r.leaveCreated.Has(c.Image):
+		r.leaveCreated.Delete(c.Image)
+		created.State, created.StartedAt = runtime.ContainerCreated, time.Time{}
+		return "", fmt.Errorf("starting container %s: %w", c.Name, context.DeadlineExceeded)
+	case r.startFails.Has(c.Image):
+		created.StartedAt = time.Time{}
+		r.exit(created, 128, "StartError")
+		created.Message = "exec: no such file or directory"
+		return id, fmt.Errorf("starting container %s: %w", c.Name, runtime.ErrStartFailed)
+	}
 	r.starts[pod.UID]++
 	return id, nil
 }
 
 // StopContainer implements runtime.Runtime.
-func (r *Runtime) StopContainer(_ context.Context, containerID string, _ time.Duration) error {
+func (r *Runtime) StopContainer(ctx context.Context, containerID string, _ time.Duration) error {
+	r.mu.Lock()
+	c := r.container(containerID)
+	running := c != nil && c.State == runtime.ContainerRunning
+	delay := r.stopDelay
+	r.mu.Unlock()
+	if running {
+		r.mu.Lock()
+		r.stopping++
+		r.mu.Unlock()
+		err := r.wait(ctx, delay)
+		r.mu.Lock()
+		r.stopping--
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c := r.container(containerID); c != nil && c.State == runtime.ContainerRunning {
 		r.exit(c, 0, "Completed")
 	}
 	return nil
+}
+
+// wait sleeps d of real time (the fake's slow stops) unless ctx ends.
+func (r *Runtime) wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("stopping container: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
 }
 
 // RemoveContainer implements runtime.Runtime.
@@ -133,13 +223,50 @@ func (r *Runtime) RemoveContainer(_ context.Context, containerID string) error {
 }
 
 // StopPod implements runtime.Runtime.
-func (r *Runtime) StopPod(_ context.Context, sandboxID string, _ time.Duration) error {
+func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Duration) error {
+	if err := r.StopSandbox(ctx, sandboxID, grace); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.pods, sandboxID)
+	return nil
+}
+
+// StopSandbox implements runtime.Runtime.
+func (r *Runtime) StopSandbox(ctx context.Context, sandboxID string, grace time.Duration) error {
+	r.mu.Lock()
 	if r.unreachable {
+		r.mu.Unlock()
 		return errors.New("fake runtime is unreachable")
 	}
-	delete(r.pods, sandboxID)
+	var running []string
+	if p, ok := r.pods[sandboxID]; ok {
+		for _, c := range p.Containers {
+			if c.State == runtime.ContainerRunning {
+				running = append(running, c.ID)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range running {
+		if err := r.StopContainer(ctx, id, grace); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.pods[sandboxID]; ok {
+		p.Ready, p.IP = false, ""
+	}
+	return nil
+}
+
+// RemovePodData implements runtime.Runtime; it counts the calls.
+func (r *Runtime) RemovePodData(_ context.Context, uid types.UID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removedData[uid]++
 	return nil
 }
 
@@ -157,6 +284,9 @@ func (r *Runtime) Exit(uid types.UID, name string, code int32) error {
 		}
 		c := p.Latest(name)
 		if c == nil || c.State != runtime.ContainerRunning {
+			if !p.Ready {
+				continue
+			}
 			return fmt.Errorf("container %s of pod %s is not running", name, uid)
 		}
 		reason := "Completed"
@@ -164,13 +294,80 @@ func (r *Runtime) Exit(uid types.UID, name string, code int32) error {
 			reason = "Error"
 		}
 		r.exit(c, code, reason)
-		select {
-		case r.changes <- uid:
-		default:
-		}
+		r.announce(uid)
 		return nil
 	}
 	return fmt.Errorf("pod %s: %w", uid, runtime.ErrNotFound)
+}
+
+// SetStartFails makes containers of image fail to start: each start leaves
+// an exited attempt with reason StartError, as containerd does.
+func (r *Runtime) SetStartFails(image string, fails bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fails {
+		r.startFails.Insert(image)
+	} else {
+		r.startFails.Delete(image)
+	}
+}
+
+// LeaveCreatedOnce makes the next start of a container of image stop after
+// creating it, as a start call that timed out: it stays in Created.
+func (r *Runtime) LeaveCreatedOnce(image string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.leaveCreated.Insert(image)
+}
+
+// SetStopDelay makes every stop of a running container take d of real time.
+func (r *Runtime) SetStopDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopDelay = d
+}
+
+// KillSandbox makes the sandbox of the pod with uid NotReady, as when its
+// pause container is killed; its containers keep running.
+func (r *Runtime) KillSandbox(uid types.UID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pods {
+		if p.UID == uid && p.Ready {
+			p.Ready, p.IP = false, ""
+			r.announce(uid)
+			return nil
+		}
+	}
+	return fmt.Errorf("ready sandbox of pod %s: %w", uid, runtime.ErrNotFound)
+}
+
+// RemovedData returns how often RemovePodData was called for uid.
+func (r *Runtime) RemovedData(uid types.UID) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.removedData[uid]
+}
+
+// Stopping returns how many container stops are in progress.
+func (r *Runtime) Stopping() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
+}
+
+// Lists returns how many times ListPods was called.
+func (r *Runtime) Lists() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lists
+}
+
+func (r *Runtime) announce(uid types.UID) {
+	select {
+	case r.changes <- uid:
+	default:
+	}
 }
 
 // SetImageMissing makes StartContainer fail with ErrImagePull for image.
@@ -230,5 +427,8 @@ func (r *Runtime) newID(prefix string) string {
 func copyPod(p *runtime.Pod) runtime.Pod {
 	out := *p
 	out.Containers = slices.Clone(p.Containers)
+	if p.Annotations != nil {
+		out.Annotations = maps.Clone(p.Annotations)
+	}
 	return out
 }

@@ -91,6 +91,7 @@ type Registry struct {
 	Host     string
 	server   *http.Server
 	listener net.Listener
+	slow     *slowBlobs
 }
 
 // Serve starts an in-memory registry on addr ("127.0.0.1:0" for any port).
@@ -99,8 +100,9 @@ func Serve(addr string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	r := &Registry{Host: l.Addr().String(), listener: l,
-		server: &http.Server{Handler: registry.New(registry.Logger(nopLogger())), ReadHeaderTimeout: 10 * time.Second}}
+	slow := &slowBlobs{next: registry.New(registry.Logger(nopLogger())), slow: map[string]time.Duration{}}
+	r := &Registry{Host: l.Addr().String(), listener: l, slow: slow,
+		server: &http.Server{Handler: slow, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = r.server.Serve(l) }()
 	return r, nil
 }

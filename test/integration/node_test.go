@@ -123,7 +123,7 @@ func TestKubeletNodeRefused(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			err := app.Run(ctx, app.Options{
-				RestConfig: cfg, NodeName: nodeName, Runtime: fake.New(nil),
+				RestConfig: cfg, NodeName: nodeName, Runtime: fake.New(nil), PodManifestPath: t.TempDir(),
 				HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{})),
 			})
 			if !errors.Is(err, node.ErrKubeletNode) {

@@ -38,6 +38,7 @@ import (
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
+	"github.com/mirrorlet/mirrorlet/runtime/pleg"
 )
 
 var registerMetrics sync.Once
@@ -46,6 +47,10 @@ var registerMetrics sync.Once
 type agent struct {
 	opts    Options
 	runtime mruntime.Runtime
+	// cache is the runtime cache (PLEG): the only reader of the runtime's
+	// pod list; everything else reads pods through it.
+	cache   *pleg.Cache
+	events  *eventSink
 	desired *desired.Set
 	states  *podstate.Store
 	mirrors *mirror.Tracker
@@ -86,12 +91,18 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.ManifestURL != "" {
 		sources = append(sources, manifest.SourceHTTP)
 	}
-	a := &agent{opts: opts, runtime: rt, desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
+	cache, err := pleg.New(pleg.Config{Runtime: rt, Log: opts.Log.WithName("pleg")})
+	if err != nil {
+		return fmt.Errorf("setting up the runtime cache: %w", err)
+	}
+	a := &agent{opts: opts, runtime: rt, cache: cache, events: newEventSink(opts.Log.WithName("events")),
+		desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
 		notify: sdnotify.New(sdnotify.Config{MaxAPIWait: opts.NotifyMaxAPIWait, Log: opts.Log.WithName("sdnotify")})}
 	g, ctx := errgroup.WithContext(ctx)
 	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
 		g.Go(func() error { poller.Run(ctx); return nil })
 	}
+	g.Go(func() error { cache.Run(ctx); return nil })
 	a.seedRunning(ctx)
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
@@ -160,7 +171,7 @@ func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
 func (a *agent) seedRunning(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pods, err := a.runtime.ListPods(ctx)
+	pods, err := a.cache.ListPods(ctx)
 	if err != nil {
 		a.opts.Log.Error(err, "Cannot list running pods at start; manifest clashes go by file order")
 		return
@@ -209,13 +220,20 @@ func (a *agent) publisher(source string) func(desired.Snapshot) {
 }
 
 func (a *agent) setupStaticPods(ctx context.Context, g *errgroup.Group) error {
+	var engine atomic.Pointer[staticpod.Engine]
+	probes, err := a.newProber(&engine)
+	if err != nil {
+		return err
+	}
 	r, err := staticpod.New(staticpod.Config{
-		Runtime: a.runtime, Desired: a.desired, States: a.states,
-		Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
+		Runtime: a.runtime, Cache: a.cache, Desired: a.desired, States: a.states, Events: a.events,
+		Prober: probes, Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up static pod reconciler: %w", err)
 	}
+	engine.Store(r)
+	g.Go(func() error { return probes.Start(ctx) })
 	g.Go(func() error { return r.Run(ctx) })
 	return nil
 }
@@ -325,6 +343,7 @@ func (a *agent) newManager() (ctrl.Manager, error) {
 
 func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 	recorder := mgr.GetEventRecorder("mirrorlet")
+	a.events.connect(mgr.GetClient(), recorder)
 	r, err := mirror.New(mirror.Config{
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, States: a.states,
 		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors,

@@ -4,6 +4,9 @@
 // environment, files and user so tests can check what the runtime gave it.
 // Run with a tool name as first argument (tools.go), it is instead one of
 // the small commands tests exec in containers.
+// Its /healthz can be made to fail (/sick, /well, --start-delay,
+// --sick-after) and /sleep to hang, for probes; `webserver --probe URL`
+// is a command an exec probe can run in an image without a shell.
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,7 +31,13 @@ func main() {
 	exitAfter := flag.Duration("exit-after", 0, "Exit 0 after this long (0: never).")
 	termDelay := flag.Duration("term-delay", 0, "Wait this long after SIGTERM before exiting.")
 	writeFile := flag.String("write-file", "", "Write --message to this file and exit 0 (an init container's job).")
+	startDelay := flag.Duration("start-delay", 0, "/healthz answers 503 for this long after start (a slow starter).")
+	sickAfter := flag.Duration("sick-after", 0, "/healthz answers 500 from this long after start on (0: never).")
+	probeURL := flag.String("probe", "", "GET this URL and exit 0 if it answers 2xx, else 1 (an exec probe's command).")
 	flag.Parse()
+	if *probeURL != "" {
+		os.Exit(probe(*probeURL))
+	}
 	if *writeFile != "" {
 		if err := os.WriteFile(*writeFile, []byte(*message), 0o644); err != nil {
 			fmt.Println("writing:", err)
@@ -70,7 +80,15 @@ func main() {
 		groups, _ := os.Getgroups()
 		_, _ = fmt.Fprintf(w, "uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
 	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	h := &health{started: time.Now(), startDelay: *startDelay, sickAfter: *sickAfter}
+	mux.HandleFunc("/healthz", h.serve)
+	mux.HandleFunc("/sick", func(w http.ResponseWriter, _ *http.Request) { h.sick.Store(true); _, _ = w.Write([]byte("sick\n")) })
+	mux.HandleFunc("/well", func(w http.ResponseWriter, _ *http.Request) { h.sick.Store(false); _, _ = w.Write([]byte("well\n")) })
+	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+		_, _ = fmt.Fprintf(w, "slept %s\n", d)
+	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Println("crashing on request")
 		_, _ = w.Write([]byte("crashing\n"))
@@ -102,4 +120,38 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
+}
+
+// health is the state of /healthz.
+type health struct {
+	started               time.Time
+	startDelay, sickAfter time.Duration
+	sick                  atomic.Bool
+}
+
+func (h *health) serve(w http.ResponseWriter, _ *http.Request) {
+	up := time.Since(h.started)
+	switch {
+	case up < h.startDelay:
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	case h.sick.Load() || (h.sickAfter > 0 && up >= h.sickAfter):
+		http.Error(w, "sick", http.StatusInternalServerError)
+	default:
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+// probe GETs url and returns the exit code of an exec probe.
+func probe(url string) int {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		fmt.Println("probe:", err)
+		return 1
+	}
+	_ = resp.Body.Close()
+	fmt.Println("probe:", resp.Status)
+	if resp.StatusCode/100 != 2 {
+		return 1
+	}
+	return 0
 }

@@ -1,0 +1,86 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const (
+	// maxPendingEvents bounds the Events kept while the API is not
+	// connected yet; older ones are dropped.
+	maxPendingEvents = 100
+	// mirrorWait is how long an Event waits for its mirror to exist.
+	mirrorWait = 30 * time.Second
+)
+
+// eventSink is the pod workers' staticpod.EventSink (and the prober's): it
+// records an Event on the static pod's mirror through the mirror
+// reconciler's recorder. Events made before the API is connected wait (at
+// most maxPendingEvents), and each waits up to mirrorWait for its mirror;
+// past that it is dropped (logged at V(1)). The node never waits for the
+// API server.
+type eventSink struct {
+	log      logr.Logger
+	mu       sync.Mutex
+	reader   client.Reader
+	recorder events.EventRecorder
+	pending  []pendingEvent
+}
+
+type pendingEvent struct {
+	pod                        types.NamespacedName
+	eventType, reason, message string
+}
+
+func newEventSink(log logr.Logger) *eventSink { return &eventSink{log: log} }
+
+// connect starts recording through recorder, finding mirrors with reader,
+// and records the Events made so far.
+func (s *eventSink) connect(reader client.Reader, recorder events.EventRecorder) {
+	s.mu.Lock()
+	s.reader, s.recorder = reader, recorder
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	for _, e := range pending {
+		go s.record(reader, recorder, e)
+	}
+}
+
+// Event implements staticpod.EventSink; it never blocks the caller.
+func (s *eventSink) Event(pod types.NamespacedName, eventType, reason, message string) {
+	e := pendingEvent{pod: pod, eventType: eventType, reason: reason, message: message}
+	s.mu.Lock()
+	reader, recorder := s.reader, s.recorder
+	if recorder == nil {
+		if len(s.pending) == maxPendingEvents {
+			s.log.V(1).Info("Dropping Event: API not connected", "pod", s.pending[0].pod, "reason", s.pending[0].reason)
+			s.pending = s.pending[1:]
+		}
+		s.pending = append(s.pending, e)
+	}
+	s.mu.Unlock()
+	if recorder != nil {
+		go s.record(reader, recorder, e)
+	}
+}
+
+// record emits e on its mirror once the mirror exists.
+func (s *eventSink) record(reader client.Reader, recorder events.EventRecorder, e pendingEvent) {
+	mirror := &corev1.Pod{}
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, mirrorWait, true,
+		func(ctx context.Context) (bool, error) { return reader.Get(ctx, e.pod, mirror) == nil, nil })
+	if err != nil {
+		s.log.V(1).Info("Dropping Event: no mirror pod", "pod", e.pod, "reason", e.reason, "message", e.message)
+		return
+	}
+	recorder.Eventf(mirror, nil, e.eventType, e.reason, e.reason, "%s", e.message)
+}

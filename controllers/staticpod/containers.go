@@ -1,0 +1,192 @@
+package staticpod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+// syncContainers runs the init containers in order, then the app
+// containers.
+func (s *podSync) syncContainers(ctx context.Context) {
+	spec := &s.sp.Pod.Spec
+	if !s.syncInit(ctx, spec) {
+		for _, c := range spec.Containers {
+			s.waiting[c.Name] = podstate.Waiting{Reason: "PodInitializing"}
+		}
+		return
+	}
+	for i := range spec.Containers {
+		s.syncContainer(ctx, &spec.Containers[i])
+	}
+}
+
+// syncInit runs init containers in order and reports whether all
+// succeeded. A failed one is retried with back-off (under Never the pod
+// has finished before this runs).
+func (s *podSync) syncInit(ctx context.Context, spec *corev1.PodSpec) bool {
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		latest := s.cur.Latest(c.Name)
+		switch {
+		case latest == nil:
+			s.start(ctx, c)
+			return false
+		case latest.State == mruntime.ContainerExited && latest.ExitCode == 0:
+			continue
+		case latest.State == mruntime.ContainerRunning:
+			return false
+		default: // exited with an error, or left Created/Unknown
+			s.restart(ctx, c, latest)
+			return false
+		}
+	}
+	return true
+}
+
+// syncContainer starts or restarts one app container as restartPolicy says.
+func (s *podSync) syncContainer(ctx context.Context, c *corev1.Container) {
+	latest := s.cur.Latest(c.Name)
+	switch {
+	case latest == nil:
+		s.start(ctx, c)
+	case stale(latest):
+		s.restart(ctx, c, latest)
+	case latest.State == mruntime.ContainerRunning:
+	case s.shouldRestart(latest):
+		s.restart(ctx, c, latest)
+	}
+}
+
+// stale reports whether an attempt never ran to a known end: left Created
+// (mirrorlet killed between create and start, a start that timed out) or
+// Unknown. Like the kubelet, it is removed and the next attempt started.
+func stale(c *mruntime.Container) bool {
+	return c.State == mruntime.ContainerCreated || c.State == mruntime.ContainerUnknown
+}
+
+// shouldRestart reports whether an exited app container runs again.
+func (s *podSync) shouldRestart(c *mruntime.Container) bool {
+	switch s.sp.Pod.Spec.RestartPolicy {
+	case corev1.RestartPolicyAlways:
+		return true
+	case corev1.RestartPolicyOnFailure:
+		return c.ExitCode != 0 || s.w.livenessKilled[c.ID]
+	default:
+		return false
+	}
+}
+
+// restart starts the next attempt of a container unless it is in back-off.
+func (s *podSync) restart(ctx context.Context, c *corev1.Container, latest *mruntime.Container) {
+	id := backoffKey(s.sp.Pod.UID, c.Name)
+	b := s.w.e.backoff
+	since := latest.FinishedAt
+	if since.IsZero() {
+		since = latest.CreatedAt
+	}
+	if b.IsInBackOffSince(id, since) {
+		left := b.Get(id) - s.w.e.cfg.Clock.Since(since)
+		s.waiting[c.Name] = podstate.Waiting{Reason: "CrashLoopBackOff",
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", b.Get(id), c.Name, s.sp.Key())}
+		s.requeueIn(left)
+		return
+	}
+	b.Next(id, since)
+	if stale(latest) {
+		s.discard(ctx, latest)
+	}
+	s.w.log.Info("Restarting container", "container", c.Name, "state", latest.State, "exitCode", latest.ExitCode,
+		"reason", latest.Reason)
+	s.start(ctx, c)
+}
+
+// discard removes an attempt left Created or Unknown, with a context of
+// its own.
+func (s *podSync) discard(ctx context.Context, c *mruntime.Container) {
+	cctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	s.res.acted = true
+	if c.State == mruntime.ContainerUnknown {
+		if err := s.w.e.cfg.Runtime.StopContainer(cctx, c.ID, 0); err != nil {
+			s.w.log.Error(err, "Stopping container in unknown state failed", "container", c.Name, "id", c.ID)
+		}
+	}
+	if err := s.w.e.cfg.Runtime.RemoveContainer(cctx, c.ID); err != nil {
+		s.w.log.Error(err, "Removing container that never started failed", "container", c.Name, "id", c.ID)
+	}
+}
+
+// start creates and starts the next attempt of a container, recording why
+// it is waiting when that fails.
+func (s *podSync) start(ctx context.Context, c *corev1.Container) {
+	uid := s.sp.Pod.UID
+	pullKey := backoffKey(uid, c.Name) + "/pull"
+	b := s.w.e.backoff
+	now := s.w.e.cfg.Clock.Now()
+	if b.IsInBackOffSinceUpdate(pullKey, now) {
+		// Until the first retry the pull's own error shows, as in the
+		// kubelet between two syncs; then ImagePullBackOff.
+		w, ok := s.w.pullErrs[pullKey]
+		if !ok || b.Get(pullKey) > s.w.e.cfg.BackoffInitial {
+			w = podstate.Waiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		}
+		s.waiting[c.Name] = w
+		s.requeueIn(b.Get(pullKey))
+		return
+	}
+	attempt := s.w.nextAttempt(uid, c.Name)
+	id, err := s.w.e.cfg.Runtime.StartContainer(ctx, s.sp.Pod, s.cur.SandboxID, c, attempt)
+	switch {
+	case errors.Is(err, mruntime.ErrImagePull):
+		b.Next(pullKey, now)
+		reason := "ErrImagePull"
+		if errors.Is(err, mruntime.ErrImageNeverPull) {
+			reason = "ErrImageNeverPull"
+		}
+		s.waiting[c.Name] = podstate.Waiting{Reason: reason, Message: err.Error()}
+		s.w.pullErrs[pullKey] = s.waiting[c.Name]
+		s.requeueIn(b.Get(pullKey))
+		s.w.log.Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
+	case errors.Is(err, mruntime.ErrStartFailed):
+		delete(s.w.pullErrs, pullKey)
+		// The attempt exists, exited (StartError) or stuck in Created: the
+		// next sync sees it and restartPolicy decides.
+		b.Reset(pullKey)
+		s.res.acted = true
+		s.w.recordAttempt(uid, c.Name, attempt)
+		s.w.log.Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
+		s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
+	case err != nil:
+		s.res.acted = true
+		s.waiting[c.Name] = podstate.Waiting{Reason: "CreateContainerError", Message: err.Error()}
+		s.requeueIn(s.w.e.cfg.BackoffInitial)
+		s.w.log.Error(err, "Creating container failed", "container", c.Name)
+	default:
+		b.Reset(pullKey)
+		delete(s.w.pullErrs, pullKey)
+		s.res.acted = true
+		s.w.recordAttempt(uid, c.Name, attempt)
+		s.w.log.Info("Started container", "container", c.Name, "attempt", attempt, "id", id)
+	}
+}
+
+func (s *podSync) requeueIn(d time.Duration) {
+	if d <= 0 {
+		d = 10 * time.Millisecond
+	}
+	if s.res.requeue == 0 || d < s.res.requeue {
+		s.res.requeue = d
+	}
+}
+
+func backoffKey(uid types.UID, container string) string {
+	return string(uid) + "/" + container
+}
