@@ -112,3 +112,44 @@ func ptrTo[T any](v T) *T { return &v }
 func equalStatus(a, b corev1.PodStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
+
+// Probe results reach container ready/started and the ContainersReady and
+// Ready conditions, with the kubelet's reason and message.
+func TestStatusFromProbes(t *testing.T) {
+	spec := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}}
+	a, b := container("a", 0, mruntime.ContainerRunning, 0), container("b", 0, mruntime.ContainerRunning, 0)
+	pod := &mruntime.Pod{SandboxID: "s", Ready: true, CreatedAt: t0, Containers: []mruntime.Container{a, b}}
+	for _, tc := range []struct {
+		name           string
+		probes         map[string]podstate.Probe
+		ready, started []bool
+		cond           corev1.ConditionStatus
+		reason, msg    string
+	}{
+		{name: "no prober", ready: []bool{true, true}, started: []bool{true, true}, cond: corev1.ConditionTrue},
+		{name: "all ready", probes: map[string]podstate.Probe{a.ID: {Started: true, Ready: true}, b.ID: {Started: true, Ready: true}},
+			ready: []bool{true, true}, started: []bool{true, true}, cond: corev1.ConditionTrue},
+		{name: "b not ready", probes: map[string]podstate.Probe{a.ID: {Started: true, Ready: true}, b.ID: {Started: true}},
+			ready: []bool{true, false}, started: []bool{true, true}, cond: corev1.ConditionFalse,
+			reason: "ContainersNotReady", msg: "containers with unready status: [b]"},
+		{name: "a not started, b no result yet", probes: map[string]podstate.Probe{a.ID: {}},
+			ready: []bool{false, false}, started: []bool{false, false}, cond: corev1.ConditionFalse,
+			reason: "ContainersNotReady", msg: "containers with unready status: [a b]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := computeStatus(statusInput{spec: spec, hasState: true, now: t0,
+				state: podstate.State{Pod: pod, Probes: tc.probes}})
+			for i, cs := range st.ContainerStatuses {
+				if cs.Ready != tc.ready[i] || cs.Started == nil || *cs.Started != tc.started[i] {
+					t.Errorf("%s: ready %v started %v, want %v %v", cs.Name, cs.Ready, cs.Started, tc.ready[i], tc.started[i])
+				}
+			}
+			for _, ct := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+				c := findCondition(st, ct)
+				if c == nil || c.Status != tc.cond || c.Reason != tc.reason || c.Message != tc.msg {
+					t.Errorf("%s condition %+v, want %s %q %q", ct, c, tc.cond, tc.reason, tc.msg)
+				}
+			}
+		})
+	}
+}

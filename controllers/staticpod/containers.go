@@ -142,6 +142,12 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		s.requeueIn(b.Get(pullKey))
 		return
 	}
+	createKey := backoffKey(uid, c.Name) + "/create"
+	if b.IsInBackOffSinceUpdate(createKey, now) {
+		s.waiting[c.Name] = s.w.createErrs[createKey]
+		s.requeueIn(b.Get(createKey))
+		return
+	}
 	attempt := s.w.nextAttempt(uid, c.Name)
 	id, err := s.w.e.cfg.Runtime.StartContainer(ctx, s.sp.Pod, s.cur.SandboxID, c, attempt)
 	switch {
@@ -165,13 +171,19 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		s.w.log.Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
 		s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
 	case err != nil:
+		// The runtime may hold a half-made container: refresh, and retry
+		// with back-off.
 		s.res.acted = true
+		b.Next(createKey, now)
 		s.waiting[c.Name] = podstate.Waiting{Reason: "CreateContainerError", Message: err.Error()}
-		s.requeueIn(s.w.e.cfg.BackoffInitial)
+		s.w.createErrs[createKey] = s.waiting[c.Name]
+		s.requeueIn(b.Get(createKey))
 		s.w.log.Error(err, "Creating container failed", "container", c.Name)
 	default:
 		b.Reset(pullKey)
+		b.Reset(createKey)
 		delete(s.w.pullErrs, pullKey)
+		delete(s.w.createErrs, createKey)
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
 		s.w.log.Info("Started container", "container", c.Name, "attempt", attempt, "id", id)

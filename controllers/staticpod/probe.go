@@ -59,13 +59,13 @@ func (s *podSync) kill(ctx context.Context, r prober.Running, st prober.Status) 
 		"grace", grace, "message", st.Message)
 	s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeNormal, "Killing",
 		fmt.Sprintf("Container %s failed liveness probe, will be restarted", r.Name))
-	s.w.livenessKilled[r.ID] = true
-	s.res.acted = true
 	if err := s.w.e.cfg.Runtime.StopContainer(ctx, r.ID, grace); err != nil {
 		s.w.log.Error(err, "Killing container failed", "container", r.Name, "id", r.ID)
-		delete(s.w.livenessKilled, r.ID)
 		s.requeueIn(time.Second)
+		return
 	}
+	s.w.livenessKilled[r.ID] = true
+	s.res.acted = true
 }
 
 // pruneKilled forgets the liveness kills of containers no longer listed.

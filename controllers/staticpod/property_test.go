@@ -92,7 +92,11 @@ func (w *world) apply(op, arg byte) {
 			w.events++
 		}
 	case 5:
-		rt.SetStartFails(fmt.Sprintf("img-%d", arg%4), arg%8 < 4)
+		if arg%16 < 8 {
+			rt.SetStartFails(fmt.Sprintf("img-%d", arg%4), arg%8 < 4)
+		} else {
+			rt.SetCreateFails(fmt.Sprintf("img-%d", arg%4), arg%8 < 4)
+		}
 	case 6:
 		rt.LeaveCreatedOnce(fmt.Sprintf("img-%d", arg%4))
 	case 7:

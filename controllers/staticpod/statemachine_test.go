@@ -221,3 +221,20 @@ func TestSpecChangeStopsOldVersionAndRemovesItsData(t *testing.T) {
 		t.Errorf("data removed: old %d new %d, want 1 and 0", f.rt.RemovedData(old), f.rt.RemovedData(p.UID))
 	}
 }
+
+func TestCreateErrorBacksOff(t *testing.T) {
+	f := newFixture(t, manifestWithPolicy("Always"))
+	f.rt.SetCreateFails("i:1", true)
+	f.want(true)
+	res := f.settle(f.sp.Key())
+	st, _ := f.e.cfg.States.Get(f.sp.Key())
+	if st.Waiting["c"].Reason != "CreateContainerError" || res.requeue != 10*time.Second {
+		t.Fatalf("waiting %+v, requeue %s; want CreateContainerError and a 10s back-off", st.Waiting, res.requeue)
+	}
+	f.rt.SetCreateFails("i:1", false)
+	f.clock.Step(10 * time.Second)
+	f.settle(f.sp.Key())
+	if p := f.pod(); p.Latest("c") == nil || p.Latest("c").State != mruntime.ContainerRunning {
+		t.Fatalf("container not running after the back-off")
+	}
+}

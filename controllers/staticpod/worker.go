@@ -31,6 +31,9 @@ type worker struct {
 	// pullErrs holds the last image pull error of each container (by
 	// back-off key), shown until the first retry.
 	pullErrs map[string]podstate.Waiting
+	// createErrs holds the last error creating each container, shown
+	// while its back-off lasts.
+	createErrs map[string]podstate.Waiting
 	// published is the runtime sandbox last published to the pod state, and
 	// previous the one before it, whose last attempts are carried over
 	// while a new sandbox has none yet.
@@ -43,7 +46,7 @@ func newWorker(e *Engine, key types.NamespacedName) *worker {
 	return &worker{
 		e: e, key: key, log: e.cfg.Log.WithValues("pod", key), wakeCh: make(chan struct{}, 1),
 		attempts: map[types.UID]map[string]uint32{}, livenessKilled: map[string]bool{}, uids: map[types.UID]bool{},
-		pullErrs: map[string]podstate.Waiting{},
+		pullErrs: map[string]podstate.Waiting{}, createErrs: map[string]podstate.Waiting{},
 	}
 }
 
@@ -83,7 +86,9 @@ func (w *worker) run(ctx context.Context) {
 			if err := w.e.cfg.Cache.WaitNewer(ctx, mark, res.uids...); err != nil {
 				return
 			}
-			w.poke()
+			if err == nil {
+				w.poke() // decide again on what the action changed
+			}
 		}
 		if timer != nil {
 			timer.Stop()

@@ -30,6 +30,8 @@ type Runtime struct {
 	changes       chan types.UID
 	// startFails holds images whose containers fail to start (StartError).
 	startFails sets.Set[string]
+	// createFails holds images whose containers cannot be created.
+	createFails sets.Set[string]
 	// leaveCreated holds images whose next start leaves the container in
 	// Created and fails, as a start call that timed out.
 	leaveCreated sets.Set[string]
@@ -58,6 +60,7 @@ func New(clk clock.Clock) *Runtime {
 		starts:        map[types.UID]int{},
 		changes:       make(chan types.UID, 256),
 		startFails:    sets.New[string](),
+		createFails:   sets.New[string](),
 		leaveCreated:  sets.New[string](),
 		removedData:   map[types.UID]int{},
 	}
@@ -159,7 +162,10 @@ func (r *Runtime) StartContainer(_ context.Context, pod *corev1.Pod, sandboxID s
 	case r.leaveCreated.Has(c.Image):
 		r.leaveCreated.Delete(c.Image)
 		created.State, created.StartedAt = runtime.ContainerCreated, time.Time{}
-		return "", fmt.Errorf("starting container %s: %w", c.Name, context.DeadlineExceeded)
+		return id, fmt.Errorf("%w: starting container %s: %w", runtime.ErrStartFailed, c.Name, context.DeadlineExceeded)
+	case r.createFails.Has(c.Image):
+		p.Containers = p.Containers[:len(p.Containers)-1]
+		return "", fmt.Errorf("creating container %s: invalid config", c.Name)
 	case r.startFails.Has(c.Image):
 		created.StartedAt = time.Time{}
 		r.exit(created, 128, "StartError")
@@ -309,6 +315,18 @@ func (r *Runtime) SetStartFails(image string, fails bool) {
 		r.startFails.Insert(image)
 	} else {
 		r.startFails.Delete(image)
+	}
+}
+
+// SetCreateFails makes the creation of containers of image fail (no
+// container is left).
+func (r *Runtime) SetCreateFails(image string, fails bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fails {
+		r.createFails.Insert(image)
+	} else {
+		r.createFails.Delete(image)
 	}
 }
 

@@ -244,9 +244,12 @@ func TestPauseKilledKeepsDataAndRestartCount(t *testing.T) {
 	eventually(t, time.Minute, "a new sandbox with the container restarted", func() bool {
 		p, ok := n.runtimePod("keep")
 		m := n.mirror("keep")
-		return ok && p.SandboxID != before.SandboxID && p.Ready && m != nil && m.Status.Phase == corev1.PodRunning &&
-			m.Status.ContainerStatuses[0].State.Running != nil &&
-			containerID(m.Status.ContainerStatuses[0].ContainerID) == p.Latest("web").ID
+		if !ok || p.SandboxID == before.SandboxID || !p.Ready || p.Latest("web") == nil || m == nil ||
+			len(m.Status.ContainerStatuses) != 1 {
+			return false
+		}
+		cs := m.Status.ContainerStatuses[0]
+		return cs.State.Running != nil && containerID(cs.ContainerID) == p.Latest("web").ID
 	})
 	m := n.mirror("keep")
 	if rc := m.Status.ContainerStatuses[0].RestartCount; rc != 1 {
