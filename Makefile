@@ -41,8 +41,8 @@ test-unit: ## Run unit tests.
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 .PHONY: test-integration
-test-integration: ## Run integration tests against envtest (builds it first if needed).
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/...
+test-integration: ## Run integration tests against envtest (builds it first if needed), and the security tests (RBAC + admission policies, Node,RBAC authorization, NodeRestriction).
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/... ./test/security/...
 
 .PHONY: test-e2e
 test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd 2.x (built) + local registry (needs root).

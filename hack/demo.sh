@@ -61,6 +61,20 @@ stop_pid() {
   rm -f "$pidfile"
 }
 
+# node_api_port prints 10250 (the kubelet's port) if nothing listens there,
+# else the first free port from 10350 on.
+node_api_port() {
+  local port
+  for port in 10250 $(seq 10350 10399); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  log "no free port for the node API in 10250, 10350-10399"
+  return 1
+}
+
 pod_running() {
   [[ $("$KUBECTL" get pod "static-web-$NODE" -o 'jsonpath={.status.phase}' 2>/dev/null) == Running ]]
 }
@@ -88,9 +102,17 @@ up() {
   ln -sf "$KUBECTL" "$DIR/bin/kubectl"
 
   log "starting kube-apiserver and etcd"
-  start localcluster env KUBEBUILDER_ASSETS="$ASSETS" "$DIR/bin/localcluster" --kubeconfig "$DIR/kubeconfig"
+  # The API server calls mirrorlet's node API (kubectl logs/exec/port-forward)
+  # with a client certificate that mirrorlet verifies with pki/kubelet-client-ca.crt.
+  start localcluster env KUBEBUILDER_ASSETS="$ASSETS" "$DIR/bin/localcluster" --kubeconfig "$DIR/kubeconfig" \
+    --agent-node "$NODE" --agent-kubeconfig "$DIR/mirrorlet.kubeconfig" --kubelet-pki-dir "$DIR/pki"
   wait_for 120 "the API server" localcluster test -s "$DIR/kubeconfig"
   export KUBECONFIG=$DIR/kubeconfig
+  # mirrorlet runs as its own least-privilege identity (user
+  # mirrorlet:node:$NODE in group mirrorlet:nodes, $DIR/mirrorlet.kubeconfig);
+  # kubectl stays the admin's.
+  log "applying mirrorlet's RBAC and admission policies (deploy/rbac, deploy/admission)"
+  "$KUBECTL" apply -f "$ROOT/deploy/rbac/mirrorlet.yaml" -f "$ROOT/deploy/admission/" >/dev/null
 
   local endpoint
   case $RUNTIME in
@@ -105,11 +127,14 @@ up() {
   *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME (containerd or fake)"; exit 1 ;;
   esac
   sed "s#127.0.0.1:5000#$REGISTRY#" "$ROOT/deploy/examples/manifests/static-web.yaml" >"$DIR/manifests/static-web.yaml"
-  log "starting mirrorlet (node $NODE, runtime $endpoint)"
-  start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/kubeconfig" --node-name "$NODE" \
+  local api_port
+  api_port=$(node_api_port)
+  log "starting mirrorlet (node $NODE, runtime $endpoint, user mirrorlet:node:$NODE, node API on 127.0.0.1:$api_port)"
+  start mirrorlet "$DIR/bin/mirrorlet" --kubeconfig "$DIR/mirrorlet.kubeconfig" --node-name "$NODE" \
     --pod-manifest-path "$DIR/manifests" --container-runtime-endpoint "$endpoint" \
     --root-dir "$DIR/root" --pod-logs-dir "$DIR/logs" \
-    --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0
+    --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 \
+    --node-ip 127.0.0.1 --address 127.0.0.1 --port "$api_port" --client-ca-file "$DIR/pki/kubelet-client-ca.crt"
   wait_for 120 "the mirror pod static-web-$NODE to be Running" mirrorlet pod_running
   "$KUBECTL" get pods -l role=myrole -o wide
   if [[ $RUNTIME == containerd ]]; then
@@ -118,23 +143,28 @@ up() {
   fi
   cat <<EOT
 
-mirrorlet is running (log: $DIR/mirrorlet.log). Try:
+mirrorlet is running (log: $DIR/mirrorlet.log) as user mirrorlet:node:$NODE
+($DIR/mirrorlet.kubeconfig), under deploy/rbac and deploy/admission. Try:
 
   export KUBECONFIG=$DIR/kubeconfig PATH=$DIR/bin:\$PATH
   kubectl get pods -l role=myrole                      # the mirror: static-web-$NODE
   curl localhost:8080                                  # the static pod, served on the node
   kubectl delete pod static-web-$NODE                  # it comes back at once; the server never stops
+  kubectl label pod static-web-$NODE tier=web          # refused: mirrors are read-only, edit the manifest
   sed -i 's/role: myrole/role: myrole\n    tier: web/' $DIR/manifests/static-web.yaml
   kubectl get pods -l tier=web                         # labels follow the manifest, no restart
   sed -i 's/hello from a static pod/hello again/' $DIR/manifests/static-web.yaml
   curl localhost:8080                                  # a spec edit replaces the container
+  kubectl logs static-web-$NODE -f                     # container logs, through mirrorlet's node API
+  kubectl exec static-web-$NODE -- /webserver --help   # a command in the container
+  kubectl port-forward pod/static-web-$NODE 18080:8080 & curl localhost:18080
+                                                       # a port of the pod, through the API server
   mirrorlet logs static-web --node-name $NODE --pod-logs-dir $DIR/logs -f
-                                                       # container logs, read on the node
+                                                       # the same logs, read on the node without the API server
   mv $DIR/manifests/static-web.yaml $DIR/              # the pod stops, the mirror goes
-  kubectl get nodes -o wide                            # $NODE, registered by mirrorlet, with its
-                                                       # CONTAINER-RUNTIME (containerd://v2.4.x)
+  kubectl get nodes -o wide                            # $NODE, registered by mirrorlet (node API on port $api_port),
+                                                       # CONTAINER-RUNTIME: containerd://v2.4.x
 
-(kubectl logs/exec need a kubelet API, which mirrorlet does not serve: use mirrorlet logs.)
 Stop everything with: make demo-down
 EOT
 }

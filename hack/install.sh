@@ -20,6 +20,7 @@
 #   /etc/mirrorlet/containerd/certs.d/          registry hosts.toml files
 #   /etc/mirrorlet/cni/net.d/                   CNI network config
 #   /usr/local/share/mirrorlet/rbac.yaml        for `kubectl apply -f`
+#   /usr/local/share/mirrorlet/admission/       admission policies, for `kubectl apply -f`
 #   /usr/local/share/mirrorlet/cni/10-mirrorlet.conflist   example network
 set -euo pipefail
 
@@ -103,6 +104,9 @@ for dir in manifests containerd/certs.d cni/net.d; do
 	fi
 done
 put "$repo/deploy/rbac/mirrorlet.yaml" "$prefix/usr/local/share/mirrorlet/rbac.yaml" 0644
+for policy in node-scoping.yaml read-only-mirrors.yaml; do
+	put "$repo/deploy/admission/$policy" "$prefix/usr/local/share/mirrorlet/admission/$policy" 0644
+done
 put "$repo/deploy/containerd/10-mirrorlet.conflist" "$prefix/usr/local/share/mirrorlet/cni/10-mirrorlet.conflist" 0644
 
 if [[ $root == / ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
@@ -119,13 +123,15 @@ EOF
 if [[ ! -e $prefix/etc/mirrorlet/kubeconfig ]]; then
 	cat <<EOF
   - Put a kubeconfig for this node at /etc/mirrorlet/kubeconfig (mode 0600),
-    for a user in group "mirrorlet:nodes" (e.g. "mirrorlet:<node>").
+    for user "mirrorlet:node:<node name>" in group "mirrorlet:nodes".
 EOF
 fi
 cat <<EOF
   - Once per cluster, with cluster-admin rights, grant that group what
-    mirrorlet needs:
+    mirrorlet needs, and keep each node to its own objects and mirrors
+    read-only (admission policies: Kubernetes 1.30 or later):
       kubectl apply -f /usr/local/share/mirrorlet/rbac.yaml
+      kubectl apply -f /usr/local/share/mirrorlet/admission/
   - Check /etc/mirrorlet/config.yaml. The node name will be $(uname -n | tr '[:upper:]' '[:lower:]')-static,
     never the kubelet's (\`systemctl edit mirrorlet\` to change it).
   - Start it:

@@ -40,6 +40,7 @@ const (
 	groupNode    = "Node and API server"
 	groupRuntime = "Container runtime"
 	groupServe   = "Health, metrics and logs"
+	groupNodeAPI = "Node API (kubectl logs, exec, port-forward)"
 )
 
 func (fl *agentFlags) bind(cmd *cobra.Command) {
@@ -88,11 +89,34 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	add(groupServe, "", "healthz-bind-address")
 	f.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of Prometheus /metrics; 0 disables.")
 	add(groupServe, "", "metrics-bind-address")
+	fl.bindNodeAPI(cmd, add)
 	logFlags := flag.NewFlagSet("log", flag.ContinueOnError)
 	fl.zap.BindFlags(logFlags)
 	f.AddGoFlagSet(logFlags)
 	logFlags.VisitAll(func(gf *flag.Flag) { add(groupServe, "", gf.Name) })
 	cmd.SetUsageFunc(groupedUsage)
+}
+
+// bindNodeAPI binds the node API's flags, the kubelet's of the same names.
+func (fl *agentFlags) bindNodeAPI(cmd *cobra.Command, add func(group, kubelet, name string)) {
+	f, c := cmd.Flags(), fl.cfg.MirrorletConfiguration
+	authn := &c.Authentication
+	f.StringVar(&c.NodeIP, "node-ip", c.NodeIP, "IP address of the node: its InternalIP in the Node's status, which the API server dials; default: detected.")
+	f.StringVar(&c.Address, "address", c.Address, "IP address the node API listens on.")
+	f.Int32Var(c.Port, "port", *c.Port, "HTTPS port of the node API, advertised in the Node's status; use another one next to a kubelet; 0 disables.")
+	f.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "Serving certificate of the node API (PEM, may hold intermediates); read again when it changes.")
+	f.StringVar(&c.TLSPrivateKeyFile, "tls-private-key-file", c.TLSPrivateKeyFile, "Private key of --tls-cert-file.")
+	f.BoolVar(&c.RotateServerCertificates, "rotate-server-certificates", c.RotateServerCertificates,
+		"Without --tls-cert-file: request the serving certificate from the cluster (signer kubernetes.io/kubelet-serving) and renew it; otherwise one is self-signed under --root-dir/pki.")
+	f.StringVar(&authn.X509.ClientCAFile, "client-ca-file", authn.X509.ClientCAFile,
+		"CA bundle that verifies node API client certificates (the API server's --kubelet-client-certificate); read again when it changes.")
+	f.BoolVar(authn.Anonymous.Enabled, "anonymous-auth", *authn.Anonymous.Enabled,
+		"Let node API requests without credentials through as system:anonymous (still authorised by the API server).")
+	f.BoolVar(authn.Webhook.Enabled, "authentication-token-webhook", *authn.Webhook.Enabled, "Accept bearer tokens on the node API, checked by TokenReview.")
+	for _, name := range []string{"node-ip", "address", "port", "tls-cert-file", "tls-private-key-file", "rotate-server-certificates",
+		"client-ca-file", "anonymous-auth", "authentication-token-webhook"} {
+		add(groupNodeAPI, "--"+name, name)
+	}
 }
 
 // options merges the config file (if any) under the flags given and returns
@@ -122,6 +146,12 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 		RootDir: c.RootDir, PodLogsDir: c.PodLogsDir,
 		NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
 		HealthzBindAddress: c.HealthzBindAddress, MetricsBindAddress: c.MetricsBindAddress,
+		NodeIP: c.NodeIP,
+		NodeAPI: app.NodeAPIOptions{
+			Address: c.Address, Port: int(*c.Port), TLSCertFile: c.TLSCertFile, TLSPrivateKeyFile: c.TLSPrivateKeyFile,
+			RotateServerCertificates: c.RotateServerCertificates, ClientCAFile: c.Authentication.X509.ClientCAFile,
+			AnonymousAuth: *c.Authentication.Anonymous.Enabled, WebhookAuth: *c.Authentication.Webhook.Enabled,
+		},
 	}, c.Kubeconfig, nil
 }
 
@@ -176,7 +206,7 @@ func groupedUsage(cmd *cobra.Command) error {
 			}
 		}
 	}
-	for _, group := range []string{groupSources, groupNode, groupRuntime, groupServe} {
+	for _, group := range []string{groupSources, groupNode, groupRuntime, groupNodeAPI, groupServe} {
 		fs := pflag.NewFlagSet(group, pflag.ContinueOnError)
 		cmd.Flags().VisitAll(func(pf *pflag.Flag) {
 			if g := pf.Annotations["group"]; len(g) == 1 && g[0] == group {

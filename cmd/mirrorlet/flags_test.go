@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 )
 
 func TestFlagsOverrideConfigFile(t *testing.T) {
@@ -70,5 +72,37 @@ func TestSubcommandHelpListsItsFlags(t *testing.T) {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("mirrorlet %s --help does not list %s:\n%s", sub, flag, out.String())
 		}
+	}
+}
+
+// TestNodeAPIFlags: the node API's kubelet flags reach the options, over
+// the config file.
+func TestNodeAPIFlags(t *testing.T) {
+	fl := newAgentFlags()
+	cmd := newAgentCommand(fl)
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	opts, _, err := fl.options(cmd.Flags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := opts.NodeAPI; o.Port != 10250 || o.Address != "0.0.0.0" || o.AnonymousAuth || !o.WebhookAuth || opts.NodeIP != "" {
+		t.Fatalf("defaults %+v node IP %q", o, opts.NodeIP)
+	}
+	fl = newAgentFlags()
+	cmd = newAgentCommand(fl)
+	if err := cmd.ParseFlags([]string{"--port", "10350", "--address", "127.0.0.1", "--node-ip", "10.1.2.3",
+		"--client-ca-file", "/ca", "--anonymous-auth", "--authentication-token-webhook=false", "--rotate-server-certificates",
+		"--tls-cert-file", "/c", "--tls-private-key-file", "/k"}); err != nil {
+		t.Fatal(err)
+	}
+	if opts, _, err = fl.options(cmd.Flags()); err != nil {
+		t.Fatal(err)
+	}
+	want := app.NodeAPIOptions{Address: "127.0.0.1", Port: 10350, TLSCertFile: "/c", TLSPrivateKeyFile: "/k",
+		RotateServerCertificates: true, ClientCAFile: "/ca", AnonymousAuth: true}
+	if opts.NodeAPI != want || opts.NodeIP != "10.1.2.3" {
+		t.Fatalf("options %+v node IP %q, want %+v", opts.NodeAPI, opts.NodeIP, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -46,6 +47,9 @@ func newAgentCommand(fl *agentFlags) *cobra.Command {
 			}
 			opts.Log = zap.New(zap.UseFlagOptions(&fl.zap))
 			ctrl.SetLogger(opts.Log)
+			// client-go and apiserver libraries (certificate manager, CA file
+			// reloads) log through klog: the same logger.
+			klog.SetLogger(opts.Log)
 			if opts.RestConfig, err = loadKubeconfig(kubeconfig); err != nil {
 				return err
 			}

@@ -50,6 +50,9 @@ type Config struct {
 	RuntimeStatus func(context.Context) error
 	// Addresses of the node; default: detected from the host.
 	Addresses []corev1.NodeAddress
+	// KubeletPort is the node API's port, advertised in
+	// status.daemonEndpoints.kubeletEndpoint; 0: none.
+	KubeletPort int32
 	// Labels are extra labels for a newly registered Node.
 	Labels map[string]string
 	// Register makes the Registrar create the Node when it does not exist;
@@ -169,7 +172,7 @@ func (r *Registrar) updateStatus(ctx context.Context, node *corev1.Node) error {
 	want := node.DeepCopy()
 	want.Status.Addresses = r.cfg.Addresses
 	want.Status.NodeInfo = r.nodeInfo()
-	want.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{}
+	want.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: r.cfg.KubeletPort}}
 	var old *corev1.NodeCondition
 	for i := range node.Status.Conditions {
 		if node.Status.Conditions[i].Type == corev1.NodeReady {
@@ -180,7 +183,8 @@ func (r *Registrar) updateStatus(ctx context.Context, node *corev1.Node) error {
 		ready.LastTransitionTime = old.LastTransitionTime
 		fresh := now.Sub(old.LastHeartbeatTime.Time) < r.cfg.StatusInterval
 		if fresh && old.Reason == ready.Reason && old.Message == ready.Message &&
-			addressesEqual(node.Status.Addresses, want.Status.Addresses) && node.Status.NodeInfo == want.Status.NodeInfo {
+			addressesEqual(node.Status.Addresses, want.Status.Addresses) && node.Status.NodeInfo == want.Status.NodeInfo &&
+			node.Status.DaemonEndpoints == want.Status.DaemonEndpoints {
 			return nil
 		}
 	}
@@ -248,10 +252,15 @@ func HostIP() string {
 
 // hostAddresses returns the node's InternalIP and hostname addresses.
 func hostAddresses(nodeName string) []corev1.NodeAddress {
-	ip := HostIP()
+	return Addresses(HostIP(), nodeName)
+}
+
+// Addresses returns the addresses a Node advertises: its InternalIP, and
+// hostname (which the API server may dial when it prefers Hostname).
+func Addresses(internalIP, hostname string) []corev1.NodeAddress {
 	return []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: ip},
-		{Type: corev1.NodeHostName, Address: nodeName},
+		{Type: corev1.NodeInternalIP, Address: internalIP},
+		{Type: corev1.NodeHostName, Address: hostname},
 	}
 }
 

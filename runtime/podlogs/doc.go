@@ -14,6 +14,10 @@
 // keeps reading as the file grows and moves on to the next attempt when the
 // container restarts, until its context ends or the pod's logs are removed.
 //
+// Options select as PodLogOptions do (Tail, Since, LimitBytes, Stream,
+// Timestamps); `mirrorlet logs` and the node API's /containerLogs (kubectl
+// logs) both print through Print, so both show the same.
+//
 // Lines not in the CRI format are printed as they are. The package only
 // reads files: it never writes, rotates or removes them.
 package podlogs

@@ -26,6 +26,8 @@ type Query struct {
 	Node string
 	// Container is the container's name; "" when the pod has only one.
 	Container string
+	// UID, when set, picks that instance of the pod only.
+	UID string
 }
 
 // Container is the log directory of one container of one pod instance.
@@ -70,7 +72,7 @@ func findPod(q Query) (podDir, error) {
 	byName := map[string][]podDir{}
 	for _, e := range entries {
 		ns, name, uid, ok := splitPodDir(e.Name())
-		if e.IsDir() && ok && ns == q.Namespace {
+		if e.IsDir() && ok && ns == q.Namespace && (q.UID == "" || uid == q.UID) {
 			byName[name] = append(byName[name], podDir{name: name, uid: uid, path: filepath.Join(q.LogsDir, e.Name())})
 		}
 	}

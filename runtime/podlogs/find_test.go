@@ -66,6 +66,8 @@ func TestFind(t *testing.T) {
 		{name: "node name lower-cased", q: Query{Pod: "web", Node: "Node1"}, wantDir: "default_web-node1_uid1/web"},
 		{name: "namespace", q: Query{Namespace: "kube-system", Pod: "web", Node: "node1"}, wantDir: "kube-system_web-node1_uid4/web"},
 		{name: "newest instance", q: Query{Pod: "db", Node: "node1"}, wantDir: "default_db-node1_a-new/db"},
+		{name: "instance by UID", q: Query{Pod: "db-node1", UID: "b-old"}, wantDir: "default_db-node1_b-old/db"},
+		{name: "unknown UID", q: Query{Pod: "db-node1", UID: "c"}, wantErr: []string{"no logs of pod db-node1"}},
 		{name: "exact name first", q: Query{Pod: "api", Node: "node1"}, wantDir: "default_api_uid2/api"},
 		{name: "container given", q: Query{Pod: "multi", Node: "node1", Container: "b"}, wantDir: "default_multi-node1_uid5/b"},
 		{name: "no such pod", q: Query{Pod: "nope", Node: "node1"},

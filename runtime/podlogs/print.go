@@ -31,6 +31,15 @@ type Options struct {
 	Follow bool
 	// Interval is how often Follow looks for more; 0: DefaultInterval.
 	Interval time.Duration
+	// Since, when set, skips lines written before it (lines without a
+	// time are kept). Tail counts only the lines kept.
+	Since time.Time
+	// LimitBytes, when positive, ends the output (and following) once that
+	// many bytes were written; the last line may be cut short.
+	LimitBytes int64
+	// Stream, when "stdout" or "stderr", prints that stream only (and no
+	// line that is not in the CRI format).
+	Stream string
 }
 
 // Print writes c's log to w as `kubectl logs` does: the content of each
@@ -58,6 +67,9 @@ func Print(ctx context.Context, w io.Writer, c *Container, o Options) error {
 		return f.p.flush()
 	}
 	f.p.endTail()
+	if f.p.full() {
+		return f.p.flush()
+	}
 	return f.run(ctx, o.Interval)
 }
 
@@ -66,18 +78,30 @@ type printer struct {
 	w          *bufio.Writer
 	timestamps bool
 	tail       int
+	since      time.Time
+	stream     string
+	left       int64 // bytes still allowed; negative: no limit
 	kept       []Entry
 	dec        *decoder
 	err        error
 }
 
 func newPrinter(w io.Writer, o Options) *printer {
-	p := &printer{w: bufio.NewWriter(w), timestamps: o.Timestamps, tail: o.Tail}
+	p := &printer{w: bufio.NewWriter(w), timestamps: o.Timestamps, tail: o.Tail, since: o.Since, stream: o.Stream, left: -1}
+	if o.LimitBytes > 0 {
+		p.left = o.LimitBytes
+	}
 	p.dec = newDecoder(p.entry)
 	return p
 }
 
+// full reports whether LimitBytes were written.
+func (p *printer) full() bool { return p.left == 0 }
+
 func (p *printer) entry(e Entry) {
+	if !p.since.IsZero() && !e.Raw && e.Time.Before(p.since) || p.stream != "" && e.Stream != p.stream {
+		return
+	}
 	if p.tail < 0 {
 		p.write(e)
 		return
@@ -97,14 +121,25 @@ func (p *printer) endTail() {
 }
 
 func (p *printer) write(e Entry) {
-	if p.err != nil {
+	if p.err != nil || p.full() {
 		return
 	}
 	if p.timestamps && !e.Raw {
-		_, _ = p.w.WriteString(e.Time.Format(timeFormat) + " ")
+		p.put([]byte(e.Time.Format(timeFormat) + " "))
 	}
-	_, _ = p.w.Write(e.Content)
-	p.err = p.w.WriteByte('\n')
+	p.put(e.Content)
+	p.put([]byte{'\n'})
+}
+
+// put writes b, cut short at the byte limit.
+func (p *printer) put(b []byte) {
+	if p.left >= 0 {
+		b = b[:min(int64(len(b)), p.left)]
+		p.left -= int64(len(b))
+	}
+	if _, err := p.w.Write(b); err != nil && p.err == nil {
+		p.err = err
+	}
 }
 
 func (p *printer) flush() error {
@@ -138,7 +173,7 @@ func (f *follower) run(ctx context.Context, interval time.Duration) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if err := f.p.flush(); err != nil {
+		if err := f.p.flush(); err != nil || f.p.full() {
 			return err
 		}
 		select {

@@ -36,6 +36,13 @@ func TestPrint(t *testing.T) {
 		{name: "last line without newline", o: Options{Tail: 1}, last: "2026-07-01T12:00:04Z stdout F four", want: "four\n"},
 		{name: "previous attempt", o: Options{Tail: -1, Previous: true}, want: "attempt 0\n"},
 		{name: "previous never follows", o: Options{Tail: -1, Previous: true, Follow: true}, want: "attempt 0\n"},
+		{name: "since", o: Options{Tail: -1, Since: time.Date(2026, 7, 1, 12, 0, 1, 0, time.UTC)},
+			want: "two\ngarbage line\nthree\n"},
+		{name: "since then tail", o: Options{Tail: 1, Since: time.Date(2026, 7, 1, 12, 0, 2, 0, time.UTC)}, want: "three\n"},
+		{name: "stderr only", o: Options{Tail: -1, Stream: "stderr"}, want: "two\n"},
+		{name: "limit bytes cuts a line", o: Options{Tail: -1, LimitBytes: 6}, want: "one\ntw"},
+		{name: "limit bytes counts timestamps", o: Options{Tail: -1, Timestamps: true, LimitBytes: 10}, want: "2026-07-01"},
+		{name: "limit bytes ends following", o: Options{Tail: -1, LimitBytes: 4, Follow: true}, want: "one\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -16,16 +16,18 @@ var installed = map[string]struct {
 	src  string
 	mode fs.FileMode
 }{
-	"usr/local/bin/mirrorlet":                             {"", 0o755},
-	"etc/systemd/system/mirrorlet.service":                {"deploy/systemd/mirrorlet.service", 0o644},
-	"etc/systemd/system/containerd-mirrorlet.service":     {"deploy/systemd/containerd-mirrorlet.service", 0o644},
-	"etc/mirrorlet/config.yaml":                           {"deploy/config/config.yaml", 0o644},
-	"etc/mirrorlet/containerd/config.toml":                {"deploy/containerd/config.toml", 0o644},
-	"etc/mirrorlet/manifests":                             {"", fs.ModeDir | 0o755},
-	"etc/mirrorlet/containerd/certs.d":                    {"", fs.ModeDir | 0o755},
-	"etc/mirrorlet/cni/net.d":                             {"", fs.ModeDir | 0o755},
-	"usr/local/share/mirrorlet/rbac.yaml":                 {"deploy/rbac/mirrorlet.yaml", 0o644},
-	"usr/local/share/mirrorlet/cni/10-mirrorlet.conflist": {"deploy/containerd/10-mirrorlet.conflist", 0o644},
+	"usr/local/bin/mirrorlet":                                    {"", 0o755},
+	"etc/systemd/system/mirrorlet.service":                       {"deploy/systemd/mirrorlet.service", 0o644},
+	"etc/systemd/system/containerd-mirrorlet.service":            {"deploy/systemd/containerd-mirrorlet.service", 0o644},
+	"etc/mirrorlet/config.yaml":                                  {"deploy/config/config.yaml", 0o644},
+	"etc/mirrorlet/containerd/config.toml":                       {"deploy/containerd/config.toml", 0o644},
+	"etc/mirrorlet/manifests":                                    {"", fs.ModeDir | 0o755},
+	"etc/mirrorlet/containerd/certs.d":                           {"", fs.ModeDir | 0o755},
+	"etc/mirrorlet/cni/net.d":                                    {"", fs.ModeDir | 0o755},
+	"usr/local/share/mirrorlet/rbac.yaml":                        {"deploy/rbac/mirrorlet.yaml", 0o644},
+	"usr/local/share/mirrorlet/admission/node-scoping.yaml":      {"deploy/admission/node-scoping.yaml", 0o644},
+	"usr/local/share/mirrorlet/admission/read-only-mirrors.yaml": {"deploy/admission/read-only-mirrors.yaml", 0o644},
+	"usr/local/share/mirrorlet/cni/10-mirrorlet.conflist":        {"deploy/containerd/10-mirrorlet.conflist", 0o644},
 }
 
 // install runs hack/install.sh into root with the prebuilt binary.
@@ -112,6 +114,7 @@ func TestInstall(t *testing.T) {
 	sameContent(t, filepath.Join(root, "usr/local/bin/mirrorlet"), binary(t))
 	for _, want := range []string{
 		"kubectl apply -f /usr/local/share/mirrorlet/rbac.yaml",
+		"kubectl apply -f /usr/local/share/mirrorlet/admission/",
 		"systemctl enable --now containerd-mirrorlet mirrorlet",
 		"/etc/mirrorlet/kubeconfig",
 	} {

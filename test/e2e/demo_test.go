@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDemoUpAndDown runs README's first command the way a newcomer does
 // (hack/demo.sh up, what `make demo` runs), checks that it ends with the
-// example static pod Running and answering, then that `down` leaves no
+// example static pod Running and answering and its logs shown by kubectl
+// logs (the API server calling mirrorlet's node API), then that `down` leaves no
 // process, mount or file behind.
 func TestDemoUpAndDown(t *testing.T) {
 	if _, err := get(8080, "/"); err == nil {
@@ -40,6 +42,13 @@ func TestDemoUpAndDown(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	if !strings.Contains(out, "kubectl logs static-web-demo-e2e") || strings.Contains(out, "need a kubelet API") {
+		t.Errorf("demo hints do not offer kubectl logs on the mirror:\n%s", out)
+	}
+	eventually(t, 30*time.Second, "kubectl logs on the demo's mirror, through mirrorlet's node API", func() bool {
+		logs, err := exec.Command(kubectl, "--kubeconfig", filepath.Join(dir, "kubeconfig"), "logs", "static-web-demo-e2e").CombinedOutput()
+		return err == nil && strings.Contains(string(logs), "webserver starting on port 8080")
+	})
 	pids := map[string]string{}
 	for _, name := range []string{"mirrorlet", "localcluster", "registry", "containerd/containerd"} {
 		data, err := os.ReadFile(filepath.Join(dir, name+".pid"))

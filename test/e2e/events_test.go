@@ -21,7 +21,7 @@ import (
 // runtime's real version either way.
 func TestContainerEventsOrPolling(t *testing.T) {
 	mport := freePort(t)
-	n := startNode(t, "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mport))
+	n := startNode(t, withFlags("--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mport)))
 	port := freePort(t)
 	n.writeManifest("web.yaml", webPod("web", port))
 	m := n.waitRunning("web", 2*time.Minute)
@@ -56,6 +56,11 @@ func TestContainerEventsOrPolling(t *testing.T) {
 		t.Errorf("%v changes reported by %s while the runtime %s, want none", got-otherBefore, other,
 			map[bool]string{true: "has no event stream", false: "streams events"}[containerd16])
 	}
+}
+
+// withFlags adds mirrorlet flags after (and so overriding) the suite's.
+func withFlags(flags ...string) nodeOption {
+	return func(n *node) { n.extraFlags = append(n.extraFlags, flags...) }
 }
 
 func checkRuntimeVersion(t *testing.T, n *node) {

@@ -87,11 +87,17 @@ func runSuite(m *testing.M) int {
 	}
 	env := &envtest.Environment{}
 	if !step("start kube-apiserver and etcd", func() error {
+		if err := configureKubeletAPI(env, filepath.Join(workDir, "pki")); err != nil {
+			return err
+		}
 		cfg, err := env.Start()
 		if err != nil {
 			return err
 		}
 		if k8s, err = client.New(cfg, client.Options{}); err != nil {
+			return err
+		}
+		if err := authorizeKubeletClient(ctx); err != nil {
 			return err
 		}
 		kubeconfig, err = writeKubeconfig(env)
@@ -174,21 +180,28 @@ type node struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	log       *os.File
-	extra     []string
+	// apiPort is the node API's port; 0 when it is off (see withNodeAPI).
+	apiPort    int
+	extraFlags []string
 }
 
+// nodeOption changes a node before its mirrorlet starts.
+type nodeOption func(*node)
+
 // startNode starts mirrorlet for a new node; it is stopped (and its pods
-// with it, by removing every manifest first) when the test ends. extra
-// flags come after (and so override) the suite's.
-func startNode(t testing.TB, extra ...string) *node {
+// with it, by removing every manifest first) when the test ends.
+func startNode(t testing.TB, opts ...nodeOption) *node {
 	t.Helper()
-	n := &node{t: t, name: fmt.Sprintf("e2e-%d", nodeSeq.Add(1)), extra: extra}
+	n := &node{t: t, name: fmt.Sprintf("e2e-%d", nodeSeq.Add(1))}
 	n.dir = t.TempDir()
 	n.manifests = filepath.Join(n.dir, "manifests")
 	n.logs = filepath.Join(n.dir, "logs")
 	n.root = filepath.Join(n.dir, "root")
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(n)
 	}
 	n.start()
 	t.Cleanup(n.cleanup)
@@ -212,13 +225,17 @@ func (n *node) start() {
 }
 
 func (n *node) flags() []string {
-	return append([]string{
+	flags := []string{
 		"--kubeconfig", kubeconfig, "--node-name", n.name,
 		"--pod-manifest-path", n.manifests, "--file-check-frequency", "5s",
 		"--container-runtime-endpoint", endpoint,
 		"--root-dir", n.root, "--pod-logs-dir", n.logs,
 		"--healthz-bind-address", "0", "--metrics-bind-address", "0",
-	}, n.extra...)
+	}
+	if n.apiPort == 0 {
+		flags = append(flags, "--port", "0")
+	}
+	return append(flags, n.extraFlags...)
 }
 
 // stop ends mirrorlet with sig and waits for it to exit.

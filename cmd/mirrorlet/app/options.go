@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 
+	"github.com/mirrorlet/mirrorlet/controllers/node"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 )
 
@@ -57,10 +58,33 @@ type Options struct {
 	MetricsBindAddress string
 	// ResyncPeriod of the static pod reconciler; 0: its default.
 	ResyncPeriod time.Duration
+	// NodeIP is the node's InternalIP; default: node.HostIP().
+	NodeIP string
+	// NodeAPI configures the kubelet-compatible node API.
+	NodeAPI NodeAPIOptions
 	// NotifyMaxAPIWait bounds how long systemd's READY=1 waits for the API
 	// caches once the node side is up; 0: sdnotify.DefaultMaxAPIWait.
 	NotifyMaxAPIWait time.Duration
 	Log              logr.Logger
+}
+
+// NodeAPIOptions configure the node API (package nodeapi); the kubelet's
+// settings of the same names.
+type NodeAPIOptions struct {
+	// Address and Port to serve on; Port 0 disables the node API.
+	Address string
+	Port    int
+	// TLSCertFile and TLSPrivateKeyFile: the serving certificate. Without
+	// them, RotateServerCertificates requests one from the cluster; else
+	// a self-signed one is made under RootDir/pki.
+	TLSCertFile, TLSPrivateKeyFile string
+	RotateServerCertificates       bool
+	// ClientCAFile verifies client certificates; AnonymousAuth lets
+	// requests without credentials through (authorised as
+	// system:anonymous); WebhookAuth checks bearer tokens by TokenReview.
+	ClientCAFile  string
+	AnonymousAuth bool
+	WebhookAuth   bool
 }
 
 // Complete defaults and validates o.
@@ -87,6 +111,9 @@ func (o *Options) Complete() error {
 	}
 	if o.HTTPCheckFrequency <= 0 {
 		o.HTTPCheckFrequency = 20 * time.Second
+	}
+	if o.NodeIP == "" {
+		o.NodeIP = node.HostIP()
 	}
 	if o.Runtime == nil && o.RuntimeEndpoint == "" {
 		return errors.New("a container runtime endpoint is required (--container-runtime-endpoint)")

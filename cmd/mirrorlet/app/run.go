@@ -89,6 +89,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.setupServers(ctx, g)
+	if err := a.setupNodeAPI(ctx, g); err != nil {
+		return err
+	}
 	// The node side is up: systemd hears READY=1 once the API caches sync,
 	// or after a bounded wait without them (see package sdnotify).
 	g.Go(func() error { return a.notify.Run(ctx) })
@@ -329,6 +332,7 @@ func (a *agent) setupNode(mgr ctrl.Manager) error {
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
 		Version: Version, RuntimeVersion: a.runtimeVersion(context.Background()),
 		RuntimeStatus: a.runtime.Status, Labels: a.opts.NodeLabels, Register: !a.opts.NoRegisterNode,
+		Addresses: node.Addresses(a.opts.NodeIP, hostname()), KubeletPort: int32(a.opts.NodeAPI.Port),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up node registrar: %w", err)
@@ -344,7 +348,7 @@ func newRuntime(ctx context.Context, opts Options) (mruntime.Runtime, error) {
 	}
 	return cri.New(ctx, cri.Options{
 		Endpoint: opts.RuntimeEndpoint, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir,
-		NodeName: opts.NodeName, NodeIP: node.HostIP(), Log: opts.Log.WithName("cri"),
+		NodeName: opts.NodeName, NodeIP: opts.NodeIP, Log: opts.Log.WithName("cri"),
 		Metrics: metrics.Registry,
 	})
 }

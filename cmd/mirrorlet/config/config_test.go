@@ -34,6 +34,16 @@ func TestLoad(t *testing.T) {
 				return c.NodeName == "n1" && c.FileCheckFrequency.Duration == 5*time.Second && !*c.RegisterNode &&
 					c.StaticPodURLHeader["A"][0] == "b" && c.NodeLabels["zone"] == "a" && c.MetricsBindAddress == "0"
 			}},
+		{"node API", header + "nodeIP: 10.0.0.2\nport: 0\ntlsCertFile: /c\ntlsPrivateKeyFile: /k\nauthentication: {x509: {clientCAFile: /ca}, anonymous: {enabled: true}}\n", nil,
+			func(c *MirrorletConfiguration) bool {
+				return c.NodeIP == "10.0.0.2" && *c.Port == 0 && c.Address == "0.0.0.0" && c.TLSCertFile == "/c" &&
+					c.Authentication.X509.ClientCAFile == "/ca" && *c.Authentication.Anonymous.Enabled && *c.Authentication.Webhook.Enabled
+			}},
+		{"node API defaults", header, nil, func(c *MirrorletConfiguration) bool {
+			return *c.Port == 10250 && !*c.Authentication.Anonymous.Enabled && *c.Authentication.Webhook.Enabled && !c.RotateServerCertificates
+		}},
+		{"bad node API", header + "nodeIP: node1\naddress: any\nport: 70000\ntlsCertFile: /c\n", []string{"nodeIP: Invalid value",
+			"address: Invalid value", "port: Invalid value", "tlsPrivateKeyFile: Required value"}, nil},
 		{"wrong kind", "apiVersion: v1\nkind: Pod\n", []string{"apiVersion/kind: Invalid value"}, nil},
 		{"unknown field", header + "staticPodPaht: /x\n", []string{`unknown field "staticPodPaht"`}, nil},
 		{"bad values", header + "nodeName: Bad_Name\nfileCheckFrequency: 10ms\nstaticPodURL: ftp://x\ncontainerRuntimeEndpoint: tcp://x\n" +

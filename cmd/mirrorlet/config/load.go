@@ -56,6 +56,22 @@ func SetDefaults(c *MirrorletConfiguration) {
 	if c.MetricsBindAddress == "" {
 		c.MetricsBindAddress = "127.0.0.1:10349"
 	}
+	setNodeAPIDefaults(c)
+}
+
+func setNodeAPIDefaults(c *MirrorletConfiguration) {
+	if c.Address == "" {
+		c.Address = "0.0.0.0"
+	}
+	if c.Port == nil {
+		c.Port = ptr.To[int32](10250)
+	}
+	if c.Authentication.Webhook.Enabled == nil {
+		c.Authentication.Webhook.Enabled = ptr.To(true)
+	}
+	if c.Authentication.Anonymous.Enabled == nil {
+		c.Authentication.Anonymous.Enabled = ptr.To(false)
+	}
 }
 
 // Validate returns every problem of c with its field path.
@@ -71,6 +87,7 @@ func Validate(c *MirrorletConfiguration) field.ErrorList {
 		errs = append(errs, field.Invalid(field.NewPath("containerRuntimeEndpoint"), e, "must be unix:///path/to.sock or fake://"))
 	}
 	errs = append(errs, validateNode(c)...)
+	errs = append(errs, validateNodeAPI(c)...)
 	for name, addr := range map[string]string{"healthzBindAddress": c.HealthzBindAddress, "metricsBindAddress": c.MetricsBindAddress} {
 		if addr == "0" {
 			continue
@@ -110,6 +127,23 @@ func validateNode(c *MirrorletConfiguration) field.ErrorList {
 	}
 	if *c.KubeAPIBurst <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath("kubeAPIBurst"), *c.KubeAPIBurst, "must be positive"))
+	}
+	return errs
+}
+
+func validateNodeAPI(c *MirrorletConfiguration) field.ErrorList {
+	var errs field.ErrorList
+	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
+		errs = append(errs, field.Invalid(field.NewPath("nodeIP"), c.NodeIP, "must be an IP address"))
+	}
+	if net.ParseIP(c.Address) == nil {
+		errs = append(errs, field.Invalid(field.NewPath("address"), c.Address, "must be an IP address"))
+	}
+	if p := *c.Port; p < 0 || p > 65535 {
+		errs = append(errs, field.Invalid(field.NewPath("port"), p, "must be between 1 and 65535, or 0 to disable the node API"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSPrivateKeyFile == "") {
+		errs = append(errs, field.Required(field.NewPath("tlsPrivateKeyFile"), "tlsCertFile and tlsPrivateKeyFile go together"))
 	}
 	return errs
 }

@@ -49,4 +49,48 @@ type MirrorletConfiguration struct {
 	HealthzBindAddress string `json:"healthzBindAddress,omitempty"`
 	// MetricsBindAddress serves /metrics; "0" disables.
 	MetricsBindAddress string `json:"metricsBindAddress,omitempty"`
+
+	// NodeIP is the node's InternalIP in the Node's status.addresses, which
+	// the API server dials for the node API; default: detected.
+	NodeIP string `json:"nodeIP,omitempty"`
+	// Address is the node API's listen address; default 0.0.0.0.
+	Address string `json:"address,omitempty"`
+	// Port is the node API's HTTPS port, advertised in the Node's
+	// status.daemonEndpoints; default 10250; 0 disables the node API.
+	Port *int32 `json:"port,omitempty"`
+	// TLSCertFile and TLSPrivateKeyFile are the node API's serving
+	// certificate and key (PEM), read again when they change.
+	TLSCertFile       string `json:"tlsCertFile,omitempty"`
+	TLSPrivateKeyFile string `json:"tlsPrivateKeyFile,omitempty"`
+	// RotateServerCertificates requests the serving certificate from the
+	// cluster (signer kubernetes.io/kubelet-serving) and renews it, when
+	// no TLSCertFile is given.
+	RotateServerCertificates bool `json:"rotateServerCertificates,omitempty"`
+	// Authentication of node API callers.
+	Authentication Authentication `json:"authentication"`
+}
+
+// Authentication says who may call the node API, as the kubelet's
+// KubeletAuthentication.
+type Authentication struct {
+	X509      X509Authentication      `json:"x509"`
+	Webhook   WebhookAuthentication   `json:"webhook"`
+	Anonymous AnonymousAuthentication `json:"anonymous"`
+}
+
+// X509Authentication accepts client certificates signed by ClientCAFile.
+type X509Authentication struct {
+	ClientCAFile string `json:"clientCAFile,omitempty"`
+}
+
+// WebhookAuthentication accepts bearer tokens the API server confirms by
+// TokenReview; default true.
+type WebhookAuthentication struct {
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// AnonymousAuthentication lets requests without credentials through as
+// system:anonymous (still authorised); default false.
+type AnonymousAuthentication struct {
+	Enabled *bool `json:"enabled,omitempty"`
 }
