@@ -17,9 +17,13 @@
 #       build containerd, containerd-shim-runc-v2 and ctr 2.x into
 #       $MIRRORLET_CACHE/containerd/VERSION (default cache
 #       ~/.cache/mirrorlet) unless there already, and print that directory.
+#   hack/containerd.sh path
+#       print that directory (whether built or not).
 #   hack/containerd.sh install-node [PREFIX]
 #       build 2.x and copy its three binaries into PREFIX/bin (default
-#       /usr/local), for a node run by deploy/containerd (see README).
+#       /usr/local/lib/mirrorlet/containerd, where the drop-in
+#       deploy/systemd/containerd-mirrorlet-2.x.conf runs it; kept out of
+#       /usr/local/bin so that no other containerd picks up this shim).
 #   hack/containerd.sh start DIR [REGISTRY_HOST [SANDBOX_IMAGE]]
 #       write DIR/config.toml, start containerd (pid in DIR/containerd.pid,
 #       log in DIR/containerd.log, its binaries linked as DIR/bin), wait
@@ -76,12 +80,14 @@ build() {
 
 # install_node PREFIX: 2.x's binaries into PREFIX/bin for a real node.
 install_node() {
-	local prefix=${1:-/usr/local} src name
-	need_root "installing containerd $CONTAINERD_VERSION into $prefix/bin"
+	local prefix=${1:-/usr/local/lib/mirrorlet/containerd} src name
 	src=$(build)
 	mkdir -p "$prefix/bin"
 	for name in containerd containerd-shim-runc-v2 ctr; do
-		install -m 0755 "$src/$name" "$prefix/bin/$name"
+		# Replaced, not written over: a running containerd or shim keeps
+		# its file. (`command`: install() here is this script's.)
+		command install -m 0755 "$src/$name" "$prefix/bin/$name.tmp.$$"
+		mv -f "$prefix/bin/$name.tmp.$$" "$prefix/bin/$name"
 	done
 	echo "containerd.sh: installed containerd $CONTAINERD_VERSION into $prefix/bin" >&2
 }
@@ -353,8 +359,9 @@ stop() {
 case ${1:-} in
 install) install ;;
 build) build ;;
+path) bin_dir_2 ;;
 install-node) install_node "${2:-}" ;;
 start) [[ $# -ge 2 ]] || die "usage: $0 start DIR [REGISTRY_HOST [SANDBOX_IMAGE]]"; start "${@:2}" ;;
 stop) [[ $# -eq 2 ]] || die "usage: $0 stop DIR"; stop "$2" ;;
-*) die "usage: $0 install | build | install-node [PREFIX] | start DIR [REGISTRY_HOST [SANDBOX_IMAGE]] | stop DIR" ;;
+*) die "usage: $0 install | build | path | install-node [PREFIX] | start DIR [REGISTRY_HOST [SANDBOX_IMAGE]] | stop DIR" ;;
 esac
