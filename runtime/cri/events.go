@@ -91,12 +91,12 @@ func (r *Runtime) logStreamEnd(err error, retry time.Duration) {
 	if status.Code(err) == codes.Unimplemented {
 		if !r.unimplementedLogged.Swap(true) {
 			r.opts.Log.Info("CRI runtime has no container event stream; polling", "endpoint", r.opts.Endpoint,
-				"interval", r.opts.PollInterval, "retry", retry)
+				"interval", r.opts.PollInterval.String(), "retry", retry.String())
 		}
 		return
 	}
 	r.opts.Log.Info("CRI container event stream ended; polling until it is back", "endpoint", r.opts.Endpoint,
-		"error", errString(err), "retry", retry)
+		"error", errString(err), "retry", retry.String())
 }
 
 func errString(err error) string {
