@@ -60,8 +60,10 @@ build_one() {
 	ldflags="-s -w -X $CONTAINERD_PKG/version.Version=$CONTAINERD_VERSION"
 	ldflags+=" -X $CONTAINERD_PKG/version.Revision=module-proxy -X $CONTAINERD_PKG/version.Package=$CONTAINERD_PKG"
 	(cd "$TOOLS" && CGO_ENABLED=0 go build -mod=mod -trimpath -tags "$BUILD_TAGS ${2:-}" \
-		-ldflags "$ldflags" -o "$dest/$1.tmp" "$CONTAINERD_PKG/cmd/$1")
-	mv "$dest/$1.tmp" "$dest/$1"
+		-ldflags "$ldflags" -o "$dest/$1.tmp.$$" "$CONTAINERD_PKG/cmd/$1")
+	# A unique temporary name: two builds at once (two test runs on a new
+	# cache) each move a whole binary into place.
+	mv -f "$dest/$1.tmp.$$" "$dest/$1"
 }
 
 # build: containerd 2.x, its runc shim and ctr into the cache, once.
