@@ -87,14 +87,14 @@ install_node() {
 	mkdir -p "$prefix/bin"
 	for name in containerd containerd-shim-runc-v2 ctr; do
 		# Replaced, not written over: a running containerd or shim keeps
-		# its file. (`command`: install() here is this script's.)
-		command install -m 0755 "$src/$name" "$prefix/bin/$name.tmp.$$"
+		# its file.
+		install -m 0755 "$src/$name" "$prefix/bin/$name.tmp.$$"
 		mv -f "$prefix/bin/$name.tmp.$$" "$prefix/bin/$name"
 	done
 	echo "containerd.sh: installed containerd $CONTAINERD_VERSION into $prefix/bin" >&2
 }
 
-install() {
+install_all() {
 	install_debian
 	build >/dev/null
 }
@@ -102,7 +102,8 @@ install() {
 # install_debian: runc, the CNI plugins and containerd 1.6 from Debian.
 install_debian() {
 	local missing=()
-	command -v containerd >/dev/null || missing+=(containerd)
+	# MIRRORLET_CONTAINERD=1.6 runs Debian's, in /usr/bin.
+	[[ -x /usr/bin/containerd ]] || missing+=(containerd)
 	command -v runc >/dev/null || missing+=(runc)
 	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
 	command -v ip >/dev/null || missing+=(iproute2)
@@ -265,11 +266,13 @@ EOF
 	fi
 }
 
-# selected_version: the containerd version MIRRORLET_CONTAINERD asks for.
-selected_version() {
+# select_version: sets version to the containerd MIRRORLET_CONTAINERD asks
+# for (2 or 1.6), or dies. (Not in $(...), where die would end only the
+# subshell.)
+select_version() {
 	case ${MIRRORLET_CONTAINERD:-2} in
-	2 | 2.x | "$CONTAINERD_VERSION" | "${CONTAINERD_VERSION#v}") echo 2 ;;
-	1.6) echo 1.6 ;;
+	2 | 2.x | "$CONTAINERD_VERSION" | "${CONTAINERD_VERSION#v}") version=2 ;;
+	1.6) version=1.6 ;;
 	*) die "MIRRORLET_CONTAINERD=$MIRRORLET_CONTAINERD: want 2 (containerd $CONTAINERD_VERSION, built) or 1.6 (Debian's)" ;;
 	esac
 }
@@ -277,7 +280,7 @@ selected_version() {
 start() {
 	local dir=$1 registry=${2:-} sandbox=${3:-} version bin
 	need_root "starting containerd"
-	version=$(selected_version)
+	select_version
 	install_debian
 	if [[ $version == 1.6 ]]; then bin=/usr/bin; else bin=$(build); fi
 	[[ -z $sandbox && -n $registry ]] && sandbox="$registry/mirrorlet/pause:v1"
@@ -359,7 +362,7 @@ stop() {
 }
 
 case ${1:-} in
-install) install ;;
+install) install_all ;;
 build) build ;;
 path) bin_dir_2 ;;
 install-node) install_node "${2:-}" ;;
