@@ -12,11 +12,14 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 	-X $(PKG)/cmd/mirrorlet/app.BuildDate=$(DATE)
 # Packages that need no API server or runtime (test/deploy: the install
 # script, units, configs and the Dockerfile build).
-UNIT_PKGS := ./cmd/... ./controllers/... ./filesafety/... ./manifest/... ./runtime/... ./test/deploy/...
+UNIT_PKGS := ./cmd/... ./controllers/... ./filesafety/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/...
+# The e2e tests that also run on Debian's containerd 1.6 (no CRI container
+# events: the polling fallback): a pod's life on the node.
+LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough)$$
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/mirrorlet with version information.
@@ -26,8 +29,12 @@ build: ## Build bin/mirrorlet with version information.
 envtest: ## Build kube-apiserver, etcd and kubectl into the cache (minutes the first time).
 	@hack/build-envtest.sh
 
+.PHONY: containerd
+containerd: ## Build containerd 2.x, its runc shim and ctr into the cache (minutes the first time).
+	@hack/containerd.sh build
+
 .PHONY: test
-test: test-unit test-integration test-e2e ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd; needs root).
+test: test-unit test-integration test-e2e test-e2e-containerd1.6 ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd 2.x, and 1.6 for the lifecycle tests; needs root).
 
 .PHONY: test-unit
 test-unit: ## Run unit tests.
@@ -38,9 +45,14 @@ test-integration: ## Run integration tests against envtest (builds it first if n
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 ./test/integration/... ./test/security/... ./test/credentials/...
 
 .PHONY: test-e2e
-test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd + local registry (needs root).
+test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd 2.x (built) + local registry (needs root).
 	hack/containerd.sh install
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/...
+
+.PHONY: test-e2e-containerd1.6
+test-e2e-containerd1.6: ## Run the lifecycle end-to-end tests on Debian's containerd 1.6 (polling, no CRI events; needs root).
+	hack/containerd.sh install
+	MIRRORLET_CONTAINERD=1.6 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '$(LIFECYCLE_E2E)' ./test/e2e/...
 
 .PHONY: bench-e2e
 bench-e2e: ## Measure manifest write -> container serving for 1 and 50 pods (needs root).

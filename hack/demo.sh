@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/demo.sh up|down — runs mirrorlet for real on this machine: a local
 # kube-apiserver + etcd (built by hack/build-envtest.sh), a private
-# containerd (hack/containerd.sh), a local registry on 127.0.0.1 serving
+# containerd 2.x (built by hack/containerd.sh; MIRRORLET_CONTAINERD=1.6 runs
+# Debian's 1.6 instead), a local registry on 127.0.0.1 serving
 # images built from test/images, mirrorlet, and the example static pod from
 # deploy/examples/manifests. Everything lives under $MIRRORLET_DEMO_DIR
 # (default /tmp/mirrorlet-demo); `down` stops it by pid, unmounts and
@@ -120,7 +121,7 @@ up() {
     log "building the example images and serving them from a local registry on $REGISTRY"
     start registry "$DIR/bin/testregistry" --addr "$REGISTRY" --ready-file "$DIR/registry.ready"
     wait_for 120 "the registry" registry test -s "$DIR/registry.ready"
-    log "starting a private containerd (state in $DIR/containerd)"
+    log "starting a private containerd ${MIRRORLET_CONTAINERD:-2.x} (state in $DIR/containerd)"
     endpoint="unix://$("$ROOT/hack/containerd.sh" start "$DIR/containerd" "$REGISTRY")"
     ;;
   *) log "unknown MIRRORLET_DEMO_RUNTIME=$RUNTIME (containerd or fake)"; exit 1 ;;
@@ -161,7 +162,8 @@ mirrorlet is running (log: $DIR/mirrorlet.log) as user mirrorlet:node:$NODE
   mirrorlet logs static-web --node-name $NODE --pod-logs-dir $DIR/logs -f
                                                        # the same logs, read on the node without the API server
   mv $DIR/manifests/static-web.yaml $DIR/              # the pod stops, the mirror goes
-  kubectl get nodes -o wide                            # $NODE, registered by mirrorlet (node API on port $api_port)
+  kubectl get nodes -o wide                            # $NODE, registered by mirrorlet (node API on port $api_port),
+                                                       # CONTAINER-RUNTIME: containerd://v2.4.x
 
 Stop everything with: make demo-down
 EOT

@@ -7,4 +7,9 @@
 // /var/log/pods/<namespace>_<name>_<uid>/<container>/<attempt>.log, and
 // per-pod data (emptyDir volumes, termination-message files) lives under
 // <RootDir>/pods/<uid>.
+//
+// Run tells the pod engine which pods changed (Changes): from the runtime's
+// CRI container event stream (GetContainerEvents; containerd ≥ 1.7) when
+// it has one, else by polling ListContainers every second (containerd 1.6,
+// and while the stream is down). StreamsEvents says which.
 package cri

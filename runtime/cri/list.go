@@ -153,6 +153,11 @@ func (r *Runtime) forget(live map[string]bool) {
 			delete(r.ips, id)
 		}
 	}
+	for id := range r.eventUIDs {
+		if !live[id] {
+			delete(r.eventUIDs, id)
+		}
+	}
 }
 
 func toContainer(c *runtimeapi.Container, st *runtimeapi.ContainerStatus) mruntime.Container {

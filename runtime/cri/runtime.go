@@ -7,9 +7,11 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -34,9 +36,18 @@ type Options struct {
 	// status.hostIP, and status.podIP of host-network pods).
 	NodeName string
 	NodeIP   string
-	// PollInterval is how often container states are polled for Changes.
-	// Default 1s.
+	// PollInterval is how often container states are polled for Changes
+	// while the runtime's event stream is not up. Default 1s.
 	PollInterval time.Duration
+	// EventsConfirm is how long a new event stream must stay open, without
+	// an event, before polling stops. Default 1s.
+	EventsConfirm time.Duration
+	// EventsRetryMin and EventsRetryMax bound the back-off between attempts
+	// to open the event stream. Defaults 1s and 1m.
+	EventsRetryMin time.Duration
+	EventsRetryMax time.Duration
+	// Metrics, if set, receives the mirrorlet_runtime_* metrics.
+	Metrics prometheus.Registerer
 	// CallTimeout bounds every CRI call but image pulls and stops.
 	// Default 2m (creating a container can be slow on a loaded node).
 	CallTimeout time.Duration
@@ -63,6 +74,13 @@ type Runtime struct {
 	ips map[string]string
 	// pollState is the last polled state of every managed container.
 	pollState map[string]pollEntry
+	// eventUIDs maps the container and sandbox IDs seen in events to their
+	// pod UID, for events that come without the labels.
+	eventUIDs map[string]types.UID
+
+	metrics             *metrics
+	streaming           atomic.Bool
+	unimplementedLogged atomic.Bool
 }
 
 type pollEntry struct {
@@ -76,20 +94,10 @@ var _ mruntime.Runtime = (*Runtime)(nil)
 // lazily and re-made by gRPC after the runtime restarts, so New succeeds
 // while the runtime is down; Status tells whether it is up.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
-	if opts.RootDir == "" {
-		opts.RootDir = "/var/lib/mirrorlet"
-	}
-	if opts.PodLogsDir == "" {
-		opts.PodLogsDir = "/var/log/pods"
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = time.Second
-	}
-	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 2 * time.Minute
-	}
-	if opts.PullTimeout <= 0 {
-		opts.PullTimeout = 10 * time.Minute
+	setDefaults(&opts)
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
 	}
 	path, err := socketPath(opts.Endpoint)
 	if err != nil {
@@ -107,12 +115,14 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	}
 	r := &Runtime{
 		opts: opts, conn: conn,
-		rt:       runtimeapi.NewRuntimeServiceClient(conn),
-		img:      runtimeapi.NewImageServiceClient(conn),
-		changes:  make(chan types.UID, 256),
-		name:     guessName(path),
-		statuses: map[string]*runtimeapi.ContainerStatus{},
-		ips:      map[string]string{},
+		rt:        runtimeapi.NewRuntimeServiceClient(conn),
+		img:       runtimeapi.NewImageServiceClient(conn),
+		changes:   make(chan types.UID, 256),
+		name:      guessName(path),
+		statuses:  map[string]*runtimeapi.ContainerStatus{},
+		ips:       map[string]string{},
+		eventUIDs: map[string]types.UID{},
+		metrics:   m,
 	}
 	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -120,6 +130,26 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		opts.Log.Info("CRI runtime not reachable yet; will keep trying", "endpoint", opts.Endpoint, "error", err.Error())
 	}
 	return r, nil
+}
+
+func setDefaults(opts *Options) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opts.RootDir == "" {
+		opts.RootDir = "/var/lib/mirrorlet"
+	}
+	if opts.PodLogsDir == "" {
+		opts.PodLogsDir = "/var/log/pods"
+	}
+	def(&opts.PollInterval, time.Second)
+	def(&opts.EventsConfirm, time.Second)
+	def(&opts.EventsRetryMin, time.Second)
+	def(&opts.EventsRetryMax, time.Minute)
+	def(&opts.CallTimeout, 2*time.Minute)
+	def(&opts.PullTimeout, 10*time.Minute)
 }
 
 // socketPath returns the unix socket path of a CRI endpoint.
@@ -146,21 +176,6 @@ func guessName(path string) string {
 		return "cri-o"
 	default:
 		return "cri"
-	}
-}
-
-// Run polls container states and reports changes on Changes until ctx ends.
-// It is what notices a container exiting or being killed from outside.
-func (r *Runtime) Run(ctx context.Context) {
-	t := time.NewTicker(r.opts.PollInterval)
-	defer t.Stop()
-	for {
-		r.poll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }
 
@@ -194,10 +209,7 @@ func (r *Runtime) poll(ctx context.Context) {
 	r.pollState = next
 	r.mu.Unlock()
 	for uid := range changed {
-		select {
-		case r.changes <- uid:
-		default:
-		}
+		r.report(uid, sourcePoll)
 	}
 }
 

@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 func tomlString(t *testing.T, text, section, key string) string {
 	t.Helper()
 	in := false
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(key) + `\s*=\s*"([^"]*)"`)
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(key) + `\s*=\s*["']([^"']*)["']`)
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "[") {
@@ -148,6 +150,52 @@ func TestContainerdConfig(t *testing.T) {
 		if got := dumped(t, out, tc.section, tc.key); got != tc.want {
 			t.Errorf("containerd config [%s] %s = %q, want %q", tc.section, tc.key, got, tc.want)
 		}
+	}
+}
+
+// TestContainerd2xConfig loads deploy/containerd/config-2.x.toml with the
+// containerd 2.x that hack/containerd.sh builds (`make containerd`; CI
+// builds it before the tests) and checks that it keeps every setting of
+// the 1.6 config, plus what 2.x adds that would reach outside ours.
+func TestContainerd2xConfig(t *testing.T) {
+	dir, err := command(repo, nil, "bash", path("hack/containerd.sh"), "path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrd := filepath.Join(strings.TrimSpace(dir), "containerd")
+	if _, err := os.Stat(ctrd); err != nil {
+		t.Skipf("containerd 2.x not built (%v): run `make containerd`", err)
+	}
+	out, err := command(repo, nil, ctrd, "--config", path("deploy/containerd/config-2.x.toml"), "config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(id string) string { return "plugins.'" + id + "'" }
+	rt, img := p("io.containerd.cri.v1.runtime"), p("io.containerd.cri.v1.images")
+	for _, tc := range []struct{ section, key, want string }{
+		{"", "root", "/var/lib/containerd-mirrorlet"},
+		{"", "state", "/run/containerd-mirrorlet"},
+		{p("io.containerd.server.v1.grpc"), "address", "/run/containerd-mirrorlet/containerd.sock"},
+		{p("io.containerd.server.v1.ttrpc"), "address", "/run/containerd-mirrorlet/containerd.sock.ttrpc"},
+		{p("io.containerd.server.v1.debug"), "address", ""},
+		{p("io.containerd.server.v1.metrics"), "address", ""},
+		{img + ".pinned_images", "sandbox", "registry.k8s.io/pause:3.10"},
+		{img, "snapshotter", "overlayfs"},
+		{img + ".registry", "config_path", "/etc/mirrorlet/containerd/certs.d"},
+		{rt + ".cni", "conf_dir", "/etc/mirrorlet/cni/net.d"},
+		{rt + ".containerd.runtimes.runc.options", "Root", "/run/containerd-mirrorlet/runc"},
+		{p("io.containerd.grpc.v1.cri"), "stream_server_address", "127.0.0.1"},
+		{p("io.containerd.internal.v1.opt"), "path", "/var/lib/containerd-mirrorlet/opt"},
+	} {
+		if got := dumped(t, out, tc.section, tc.key); got != tc.want {
+			t.Errorf("containerd 2.x config [%s] %s = %q, want %q", tc.section, tc.key, got, tc.want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s*\[plugins.'io.containerd.nri.v1.nri'\]\n\s*disable = true$`).MatchString(out) {
+		t.Errorf("containerd 2.x config: NRI (its socket is shared by every containerd) is not disabled")
+	}
+	if !strings.Contains(out, "bin_dirs = ['/usr/lib/cni']") {
+		t.Errorf("containerd 2.x config: CNI bin_dirs is not Debian's /usr/lib/cni")
 	}
 }
 

@@ -209,3 +209,42 @@ func TestSystemdVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallContainerd2x: --containerd 2.x adds containerd 2.x's binaries
+// (from the cache hack/containerd.sh builds), its config and the drop-in
+// that runs it; installing again without it removes the drop-in and warns
+// that the kept config is in 2.x's format.
+func TestInstallContainerd2x(t *testing.T) {
+	dir, err := command(repo, nil, "bash", path("hack/containerd.sh"), "path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(strings.TrimSpace(dir), "containerd")); err != nil {
+		t.Skipf("containerd 2.x not built (%v): run `make containerd`", err)
+	}
+	root := t.TempDir()
+	if _, err := command(repo, nil, "bash", path("hack/install.sh"), "--root", root, "--binary", binary(t), "--containerd", "2.x"); err != nil {
+		t.Fatal(err)
+	}
+	got := files(t, root)
+	dropin := "etc/systemd/system/containerd-mirrorlet.service.d/10-containerd-2.x.conf"
+	for _, rel := range []string{dropin, "usr/local/lib/mirrorlet/containerd/bin/containerd",
+		"usr/local/lib/mirrorlet/containerd/bin/containerd-shim-runc-v2", "usr/local/lib/mirrorlet/containerd/bin/ctr"} {
+		if _, ok := got[rel]; !ok {
+			t.Errorf("--containerd 2.x did not install %s", rel)
+		}
+	}
+	sameContent(t, filepath.Join(root, dropin), path("deploy/systemd/containerd-mirrorlet-2.x.conf"))
+	sameContent(t, filepath.Join(root, "etc/mirrorlet/containerd/config.toml"), path("deploy/containerd/config-2.x.toml"))
+	if start := unitValue(read(t, "deploy/systemd/containerd-mirrorlet-2.x.conf"), "ExecStart"); !strings.HasPrefix(start, "/usr/local/lib/mirrorlet/containerd/bin/containerd ") {
+		t.Errorf("the drop-in runs ExecStart=%s, not the installed containerd 2.x", start)
+	}
+
+	out := install(t, root)
+	if _, err := os.Stat(filepath.Join(root, dropin)); !os.IsNotExist(err) {
+		t.Errorf("installing for containerd 1.6 left the 2.x drop-in (%v)", err)
+	}
+	if !strings.Contains(out, "WARNING: /etc/mirrorlet/containerd/config.toml is config version 3") {
+		t.Errorf("installing for 1.6 over a 2.x config does not warn:\n%s", out)
+	}
+}

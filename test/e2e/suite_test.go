@@ -42,7 +42,15 @@ var (
 	// mirrorlet's back.
 	nodeRuntime *cri.Runtime
 	nodeSeq     atomic.Int32
+	// runtimeVersion is the suite's containerd as its CRI reports it,
+	// "containerd://v2.4.2" (built, the default) or "containerd://1.6.20~ds1"
+	// (Debian's, with MIRRORLET_CONTAINERD=1.6).
+	runtimeVersion string
 )
+
+// containerd16 is true when the suite runs on Debian's containerd 1.6 (no
+// CRI container events) rather than the 2.x that hack/containerd.sh builds.
+var containerd16 = os.Getenv("MIRRORLET_CONTAINERD") == "1.6"
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -124,7 +132,11 @@ func runSuite(m *testing.M) int {
 			return fmt.Errorf("hack/containerd.sh start: %w", err)
 		}
 		endpoint = "unix://" + strings.TrimSpace(string(out))
-		nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: endpoint})
+		if nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: endpoint}); err != nil {
+			return err
+		}
+		runtimeVersion, err = nodeRuntime.Version(ctx)
+		fmt.Fprintf(os.Stderr, "e2e setup: the runtime is %s\n", runtimeVersion)
 		return err
 	}) {
 		return 1
@@ -402,12 +414,12 @@ func kubectlOut(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-// ctr runs containerd's ctr against the suite's containerd in the CRI
+// ctr runs the ctr of the suite's containerd (its version) in the CRI
 // namespace: how a test acts on the node behind mirrorlet's back.
 func ctr(t testing.TB, args ...string) string {
 	t.Helper()
 	full := append([]string{"--address", strings.TrimPrefix(endpoint, "unix://"), "-n", "k8s.io"}, args...)
-	out, err := exec.Command("ctr", full...).CombinedOutput()
+	out, err := exec.Command(filepath.Join(ctdDir, "bin", "ctr"), full...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
