@@ -2,6 +2,9 @@ package mirror
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 // recordEvents tells users, on the mirror, why a container does not run or
@@ -9,7 +12,7 @@ import (
 func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) {
 	if c := podCondition(st, ConditionManifestValid); c != nil && c.Status == corev1.ConditionFalse {
 		if was := podCondition(old, ConditionManifestValid); was == nil || was.Status != c.Status || was.Message != c.Message {
-			r.cfg.Recorder.Eventf(mirror, nil, corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", c.Message)
+			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", c.Message)
 		}
 	}
 	was := map[string]string{}
@@ -25,10 +28,10 @@ func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) 
 		}
 		switch w.Reason {
 		case "ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff", "CreateContainerError", "CreateContainerConfigError":
-			r.cfg.Recorder.Eventf(mirror, nil, corev1.EventTypeWarning, w.Reason, "StartContainer",
+			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, w.Reason, "StartContainer",
 				"container %s: %s", cs.Name, w.Message)
 		case "CrashLoopBackOff":
-			r.cfg.Recorder.Eventf(mirror, nil, corev1.EventTypeWarning, "BackOff", "StartContainer",
+			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, "BackOff", "StartContainer",
 				"Back-off restarting failed container %s", cs.Name)
 		}
 	}
@@ -41,4 +44,16 @@ func podCondition(st corev1.PodStatus, t corev1.PodConditionType) *corev1.PodCon
 		}
 	}
 	return nil
+}
+
+// EventRef is what Events about a mirror pod regard: the mirror by name,
+// with the static pod's UID (its kubernetes.io/config.mirror hash) as the
+// kubelet records them. `kubectl describe pod` looks a mirror's Events up
+// by that UID, so Events on the mirror's own UID would never show there.
+func EventRef(mirror *corev1.Pod) *corev1.ObjectReference {
+	uid := mirror.UID
+	if h := mirror.Annotations[manifest.AnnotationMirror]; h != "" {
+		uid = types.UID(h)
+	}
+	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: mirror.Namespace, Name: mirror.Name, UID: uid}
 }

@@ -276,7 +276,7 @@ func TestImageNeverPulledGivesEvent(t *testing.T) {
 			return false
 		}
 		for _, e := range events.Items {
-			if e.InvolvedObject.UID == m.UID && e.Type == corev1.EventTypeWarning && e.Reason == "ErrImageNeverPull" &&
+			if string(e.InvolvedObject.UID) == m.Annotations["kubernetes.io/config.mirror"] && e.Type == corev1.EventTypeWarning && e.Reason == "ErrImageNeverPull" &&
 				strings.Contains(e.Message, "not present with pull policy of Never") &&
 				strings.Contains(e.Message, "not-there") {
 				return true
@@ -284,16 +284,17 @@ func TestImageNeverPulledGivesEvent(t *testing.T) {
 		}
 		return false
 	})
-	// kubectl describe shows the container's waiting reason. Its Events
-	// section is empty: for a mirror pod kubectl asks for the events of
-	// involvedObject.uid = the config hash (the kubelet records them on the
-	// static pod), and mirrorlet records them on the mirror's UID. The
-	// reason is ErrImageNeverPull until the next sync of the pod, then
-	// ImagePullBackOff (the engine backs off a Never pull, which the kubelet
-	// does not); on containerd 2.x the sandbox's own CRI events bring that
-	// sync before the mirror is first written.
+	// kubectl describe shows the container's waiting reason and the Event:
+	// for a mirror pod kubectl asks for the events of involvedObject.uid =
+	// the config hash (as the kubelet records them), which is how mirrorlet
+	// records them too. The reason is ErrImageNeverPull until the next sync
+	// of the pod, then ImagePullBackOff (the engine backs off a Never pull,
+	// which the kubelet does not).
 	out := kubectlOut(t, "describe", "pod", n.mirrorName("never"))
 	if !strings.Contains(out, "ErrImageNeverPull") && !strings.Contains(out, "ImagePullBackOff") {
 		t.Errorf("kubectl describe shows neither ErrImageNeverPull nor ImagePullBackOff:\n%s", out)
+	}
+	if _, events, _ := strings.Cut(out, "Events:"); !strings.Contains(events, "not present with pull policy of Never") {
+		t.Errorf("kubectl describe shows no Event about the image:\n%s", out)
 	}
 }

@@ -28,7 +28,7 @@ func TestFailedStartUnderNeverIsFailedWithEvent(t *testing.T) {
 			return false
 		}
 		for _, e := range evs.Items {
-			if e.InvolvedObject.UID == m.UID && e.Reason == "Failed" && e.Type == corev1.EventTypeWarning {
+			if string(e.InvolvedObject.UID) == m.Annotations["kubernetes.io/config.mirror"] && e.Reason == "Failed" && e.Type == corev1.EventTypeWarning {
 				return true
 			}
 		}

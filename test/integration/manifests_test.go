@@ -205,7 +205,7 @@ func TestFailedLoadManifestEventOnMirror(t *testing.T) {
 			return false
 		}
 		for _, e := range evs.Items {
-			if e.InvolvedObject.UID == m.UID && e.Reason == "FailedLoadManifest" && strings.Contains(e.Message, "imagee") {
+			if string(e.InvolvedObject.UID) == m.Annotations["kubernetes.io/config.mirror"] && e.Reason == "FailedLoadManifest" && strings.Contains(e.Message, "imagee") {
 				return true
 			}
 		}

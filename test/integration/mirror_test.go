@@ -259,7 +259,7 @@ func TestImagePullFailureIsReported(t *testing.T) {
 			return false
 		}
 		for _, e := range evs.Items {
-			if e.InvolvedObject.UID == m.UID && e.Reason == "ErrImagePull" && e.Type == corev1.EventTypeWarning {
+			if string(e.InvolvedObject.UID) == m.Annotations["kubernetes.io/config.mirror"] && e.Reason == "ErrImagePull" && e.Type == corev1.EventTypeWarning {
 				return true
 			}
 		}

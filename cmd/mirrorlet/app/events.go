@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/controllers/mirror"
 )
 
 const (
@@ -75,12 +77,12 @@ func (s *eventSink) Event(pod types.NamespacedName, eventType, reason, message s
 
 // record emits e on its mirror once the mirror exists.
 func (s *eventSink) record(reader client.Reader, recorder events.EventRecorder, e pendingEvent) {
-	mirror := &corev1.Pod{}
+	mirrorPod := &corev1.Pod{}
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, mirrorWait, true,
-		func(ctx context.Context) (bool, error) { return reader.Get(ctx, e.pod, mirror) == nil, nil })
+		func(ctx context.Context) (bool, error) { return reader.Get(ctx, e.pod, mirrorPod) == nil, nil })
 	if err != nil {
 		s.log.V(1).Info("Dropping Event: no mirror pod", "pod", e.pod, "reason", e.reason, "message", e.message)
 		return
 	}
-	recorder.Eventf(mirror, nil, e.eventType, e.reason, e.reason, "%s", e.message)
+	recorder.Eventf(mirror.EventRef(mirrorPod), nil, e.eventType, e.reason, e.reason, "%s", e.message)
 }
