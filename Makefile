@@ -1,5 +1,7 @@
 # mirrorlet — run `make help` for the targets.
 SHELL := /usr/bin/env bash
+# Go's own install location, also under sudo (whose secure_path leaves it out).
+export PATH := /usr/local/go/bin:$(PATH)
 .SHELLFLAGS := -eu -o pipefail -c
 GO ?= go
 BIN := bin

@@ -86,7 +86,10 @@ func TestSubPathSymlinkOutOfVolumeIsRefused(t *testing.T) {
 	pod.Spec.Containers[0].VolumeMounts[0].SubPath = "inside"
 	n.writeManifest("sub.yaml", pod)
 	n.waitRunning("sub", 2*time.Minute)
-	if body, err := get(port, "/file?path=/data/hello"); err != nil || body != "inside the volume" {
-		t.Errorf("reading through the inside subPath: %q (%v)", body, err)
-	}
+	var body string
+	eventually(t, 30*time.Second, "the file inside the volume through the subPath", func() bool {
+		var err error
+		body, err = get(port, "/file?path=/data/hello")
+		return err == nil && body == "inside the volume"
+	})
 }
