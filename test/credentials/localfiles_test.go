@@ -17,16 +17,16 @@ import (
 func TestManifestTurningUnsafe(t *testing.T) {
 	node := newNodeName("unsafe")
 	a := startAgent(t, node, userConfig(t, "system:node:"+node, "system:nodes"))
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
-	rp := a.waitRunning("web")
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	rp := a.WaitRunning("web", 1)
 
-	path := filepath.Join(a.dir, "web.yaml")
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
+	path := filepath.Join(a.Dir, "web.yaml")
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
 	if err := os.Chmod(path, 0o664); err != nil {
 		t.Fatal(err)
 	}
-	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		c := condition(p, mirror.ConditionManifestValid)
 		return c != nil && c.Status == corev1.ConditionFalse
 	})
@@ -39,7 +39,7 @@ func TestManifestTurningUnsafe(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		c := condition(p, mirror.ConditionManifestValid)
 		return p.Labels["role"] == "b" && (c == nil || c.Status == corev1.ConditionTrue)
 	})

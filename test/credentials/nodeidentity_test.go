@@ -30,26 +30,26 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	ctx := context.Background()
 	node := newNodeName("kubelet-id")
 	a := startAgent(t, node, userConfig(t, "system:node:"+node, "system:nodes"))
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
 
-	first := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "a" })
-	rp := a.waitRunning("web")
+	first := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "a" })
+	rp := a.WaitRunning("web", 1)
 	containerID := rp.Containers[0].ID
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	checkNodeAndLease(t, node)
 
 	// A label edit in the manifest reaches the mirror by delete + create.
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
-	second := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
+	second := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
 	if second.UID == first.UID {
 		t.Fatalf("mirror keeps UID %s: it was patched, which a node may not do", first.UID)
 	}
 	// A second edit goes straight to recreate; the mode is logged once.
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "c"}))
-	third := a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "c"}))
+	third := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return p.Labels["role"] == "c" && p.Status.Phase == corev1.PodRunning
 	})
-	if n := a.logs.count(recreateModeLog); n != 1 {
+	if n := a.Logs.Count(recreateModeLog); n != 1 {
 		t.Errorf("recreate mode logged %d times, want once", n)
 	}
 
@@ -57,7 +57,7 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	if err := admin.Delete(ctx, third); err != nil {
 		t.Fatal(err)
 	}
-	fourth := a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != third.UID && p.Labels["role"] == "c" })
+	fourth := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != third.UID && p.Labels["role"] == "c" })
 
 	// A label edited through the API is reverted, by recreating too.
 	edited := fourth.DeepCopy()
@@ -65,20 +65,20 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	if err := admin.Patch(ctx, edited, client.MergeFrom(fourth)); err != nil {
 		t.Fatal(err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != fourth.UID && p.Labels["role"] == "c" })
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != fourth.UID && p.Labels["role"] == "c" })
 
 	// The container never noticed any of it.
 	checkContainerUntouched(t, a, rp.UID, containerID)
 	// Events: a manifest that never loads is reported on the Node.
-	a.write("bad.yaml", "kind: Deployment\n")
+	a.Write("bad.yaml", "kind: Deployment\n")
 	checkEventWritten(t, node)
 
 	// The manifest removed: the pod stops and its mirror is deleted.
-	if err := os.Remove(filepath.Join(a.dir, "web.yaml")); err != nil {
+	if err := os.Remove(filepath.Join(a.Dir, "web.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the mirror of a removed manifest deleted", func() bool {
-		return apierrors.IsNotFound(admin.Get(ctx, a.key("web"), &corev1.Pod{}))
+		return apierrors.IsNotFound(admin.Get(ctx, a.Key("web"), &corev1.Pod{}))
 	})
 	checkNothingElseForbidden(t, a)
 }
@@ -87,13 +87,13 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 // answer but the one that switched it to recreating mirrors.
 func checkNothingElseForbidden(t *testing.T, a *agent) {
 	t.Helper()
-	for _, line := range strings.Split(a.logs.String(), "\n") {
+	for _, line := range strings.Split(a.Logs.String(), "\n") {
 		if strings.Contains(line, "forbidden") && !strings.Contains(line, recreateModeLog) {
 			t.Errorf("mirrorlet was refused something as a node: %s", line)
 		}
 	}
 	if os.Getenv("CREDENTIALS_TEST_LOG") != "" {
-		t.Log(a.logs.String())
+		t.Log(a.Logs.String())
 	}
 }
 
@@ -101,14 +101,14 @@ func checkNothingElseForbidden(t *testing.T, a *agent) {
 // first container, started once.
 func checkContainerUntouched(t *testing.T, a *agent, uid types.UID, containerID string) {
 	t.Helper()
-	now, ok := a.runtimePod("web")
+	now, ok := a.RuntimePod("web")
 	if !ok || now.UID != uid || len(now.Containers) != 1 {
 		t.Fatalf("runtime pod changed: %+v", now)
 	}
 	c := now.Containers[0]
-	if c.ID != containerID || c.State != mruntime.ContainerRunning || a.rt.Starts(uid) != 1 {
+	if c.ID != containerID || c.State != mruntime.ContainerRunning || a.RT.Starts(uid) != 1 {
 		t.Errorf("container %s (was %s) state %s, %d starts: want the first container running, started once",
-			c.ID, containerID, c.State, a.rt.Starts(uid))
+			c.ID, containerID, c.State, a.RT.Starts(uid))
 	}
 }
 

@@ -52,8 +52,8 @@ func TestCSRIssuedCertificateRotated(t *testing.T) {
 	a := startAgent(t, node, restCfg, func(o *app.Options) {
 		o.KubeconfigPath, o.RotateCertificates, o.RootDir = kubeconfig, true, rootDir
 	})
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "a" })
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}))
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "a" })
 
 	first := s.certificates()[0]
 	if first.requestor != "admin" {
@@ -78,20 +78,20 @@ func TestCSRIssuedCertificateRotated(t *testing.T) {
 	eventually(t, "the first certificate to expire", func() bool {
 		return time.Now().After(first.cert.NotAfter.Add(time.Second))
 	})
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
 	if got := currentSerial(t, rootDir); got != renewed.cert.SerialNumber.String() {
 		t.Errorf("certificate in use has serial %s, want the renewed %s", got, renewed.cert.SerialNumber)
 	}
 	if got := gauge(t, "mirrorlet_client_certificate_expiration_seconds"); got != float64(renewed.cert.NotAfter.Unix()) {
 		t.Errorf("mirrorlet_client_certificate_expiration_seconds = %v, want the renewed certificate's %d", got, renewed.cert.NotAfter.Unix())
 	}
-	if a.logs.count("Client certificate rotated") == 0 {
+	if a.Logs.Count("Client certificate rotated") == 0 {
 		t.Error("no rotation logged")
 	}
 	// No request may go out with the expired certificate (an old
 	// connection kept open would still present it).
-	if n := a.logs.count("Unauthorized"); n > 0 {
+	if n := a.Logs.Count("Unauthorized"); n > 0 {
 		t.Errorf("%d requests refused as Unauthorized after the rotation", n)
 	}
 }

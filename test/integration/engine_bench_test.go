@@ -31,7 +31,7 @@ func waitAll(b *testing.B, a *agent, n int) {
 	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Minute, true,
 		func(ctx context.Context) (bool, error) {
 			running := 0
-			for _, p := range a.rt.Pods() {
+			for _, p := range a.RT.Pods() {
 				if c := p.Latest("web"); c != nil && c.State == mruntime.ContainerRunning {
 					running++
 				}
@@ -40,7 +40,7 @@ func waitAll(b *testing.B, a *agent, n int) {
 				return false, nil
 			}
 			var pods corev1.PodList
-			if err := k8s.List(ctx, &pods, client.MatchingFields{"spec.nodeName": a.node}); err != nil {
+			if err := k8s.List(ctx, &pods, client.MatchingFields{"spec.nodeName": a.Node}); err != nil {
 				return false, nil //nolint:nilerr // retried
 			}
 			ok := 0
@@ -68,7 +68,7 @@ func BenchmarkIdleCPU(b *testing.B) {
 			})
 			for i := range n {
 				name := fmt.Sprintf("p%d", i)
-				a.write(name+".yaml", podManifest(name, nil, "nginx:1.27"))
+				a.Write(name+".yaml", podManifest(name, nil, "nginx:1.27"))
 			}
 			waitAll(b, a, n)
 			const window = 10 * time.Second
@@ -98,40 +98,40 @@ func BenchmarkCrashRestartWhile50PodsStop(b *testing.B) {
 func crashWhile50Stop(b *testing.B) {
 	const crashes = 5
 	a := startAgent(b, newNodeName("crash50"), "", nil)
-	defer a.stop()
+	defer a.Stop()
 	for i := range crashes {
-		a.write(fmt.Sprintf("crash%d.yaml", i), podManifest(fmt.Sprintf("crash%d", i), nil, "nginx:1.27"))
+		a.Write(fmt.Sprintf("crash%d.yaml", i), podManifest(fmt.Sprintf("crash%d", i), nil, "nginx:1.27"))
 	}
 	for i := range 50 {
-		a.write(fmt.Sprintf("s%d.yaml", i), podManifest(fmt.Sprintf("s%d", i), nil, "nginx:1.27"))
+		a.Write(fmt.Sprintf("s%d.yaml", i), podManifest(fmt.Sprintf("s%d", i), nil, "nginx:1.27"))
 	}
 	waitAll(b, a, 50+crashes)
-	a.rt.SetStopDelay(30 * time.Second)
+	a.RT.SetStopDelay(30 * time.Second)
 	for i := range 50 {
-		a.remove(fmt.Sprintf("s%d.yaml", i))
+		a.Remove(fmt.Sprintf("s%d.yaml", i))
 	}
 	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, time.Minute, true,
-		func(context.Context) (bool, error) { return a.rt.Stopping() == 50, nil })
+		func(context.Context) (bool, error) { return a.RT.Stopping() == 50, nil })
 	if err != nil {
-		b.Fatalf("50 pods not stopping: %d stops in progress", a.rt.Stopping())
+		b.Fatalf("50 pods not stopping: %d stops in progress", a.RT.Stopping())
 	}
 	var total time.Duration
 	for i := range crashes {
-		crash := a.waitRunning(fmt.Sprintf("crash%d", i), 1)
-		before := a.rt.Starts(crash.UID)
+		crash := a.WaitRunning(fmt.Sprintf("crash%d", i), 1)
+		before := a.RT.Starts(crash.UID)
 		start := time.Now()
-		if err := a.rt.Exit(crash.UID, "web", 1); err != nil {
+		if err := a.RT.Exit(crash.UID, "web", 1); err != nil {
 			b.Fatal(err)
 		}
 		err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, time.Minute, true,
-			func(context.Context) (bool, error) { return a.rt.Starts(crash.UID) > before, nil })
+			func(context.Context) (bool, error) { return a.RT.Starts(crash.UID) > before, nil })
 		if err != nil {
 			b.Fatal("the crashed pod was not restarted within a minute")
 		}
 		total += time.Since(start)
 	}
-	if a.rt.Stopping() != 50 {
-		b.Fatalf("only %d of the 50 stops still in progress: the measurement is void", a.rt.Stopping())
+	if a.RT.Stopping() != 50 {
+		b.Fatalf("only %d of the 50 stops still in progress: the measurement is void", a.RT.Stopping())
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/crashes, "ms/restart")
 }

@@ -15,9 +15,9 @@ import (
 // (through the agent's EventSink).
 func TestFailedStartUnderNeverIsFailedWithEvent(t *testing.T) {
 	a := startAgent(t, newNodeName("starterror"), "", nil)
-	a.rt.SetStartFails("broken:1", true)
-	a.write("web.yaml", strings.Replace(podManifest("web", nil, "broken:1"), "spec:\n", "spec:\n  restartPolicy: Never\n", 1))
-	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.RT.SetStartFails("broken:1", true)
+	a.Write("web.yaml", strings.Replace(podManifest("web", nil, "broken:1"), "spec:\n", "spec:\n  restartPolicy: Never\n", 1))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses
 		return p.Status.Phase == corev1.PodFailed && len(cs) == 1 && cs[0].State.Terminated != nil &&
 			cs[0].State.Terminated.Reason == "StartError"
@@ -34,7 +34,7 @@ func TestFailedStartUnderNeverIsFailedWithEvent(t *testing.T) {
 		}
 		return false
 	})
-	if p, ok := a.runtimePod("web"); !ok || p.Ready {
+	if p, ok := a.RuntimePod("web"); !ok || p.Ready {
 		t.Errorf("the sandbox of the Failed pod is not stopped (found %v)", ok)
 	}
 }

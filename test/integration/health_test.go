@@ -36,17 +36,17 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	a := startAgent(t, newNodeName("health"), "", nil, func(o *app.Options) {
 		o.HealthzBindAddress, o.MetricsBindAddress = healthAddr, metricsAddr
 	})
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitMirror("web", isRunning)
 	eventually(t, "/healthz ok", func() bool { code, _ := httpGet("http://" + healthAddr + "/healthz"); return code == 200 })
 	eventually(t, "/readyz ok", func() bool { code, _ := httpGet("http://" + healthAddr + "/readyz"); return code == 200 })
 
-	a.rt.SetUnreachable(true)
+	a.RT.SetUnreachable(true)
 	eventually(t, "/readyz fails while the runtime is unreachable", func() bool {
 		code, body := httpGet("http://" + healthAddr + "/readyz")
 		return code == http.StatusInternalServerError && strings.Contains(body, "runtime")
 	})
-	a.rt.SetUnreachable(false)
+	a.RT.SetUnreachable(false)
 	eventually(t, "/readyz ok again", func() bool { code, _ := httpGet("http://" + healthAddr + "/readyz"); return code == 200 })
 
 	_, body := httpGet(fmt.Sprintf("http://%s/metrics", metricsAddr))

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/test/agenttest"
 )
 
 // BenchmarkManifestWriteToMirror measures the time from writing a new
@@ -15,15 +17,15 @@ import (
 func BenchmarkManifestWriteToMirror(b *testing.B) {
 	finePolling(b)
 	a := startAgent(b, newNodeName("bench-write"), "", nil)
-	a.write("warmup.yaml", podManifest("warmup", nil, "nginx:1.27"))
-	a.waitMirror("warmup", nil)
+	a.Write("warmup.yaml", podManifest("warmup", nil, "nginx:1.27"))
+	a.WaitMirror("warmup", nil)
 	var total time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		name := fmt.Sprintf("p%d", i)
 		start := time.Now()
-		a.write(name+".yaml", podManifest(name, nil, "nginx:1.27"))
-		a.waitMirror(name, nil)
+		a.Write(name+".yaml", podManifest(name, nil, "nginx:1.27"))
+		a.WaitMirror(name, nil)
 		total += time.Since(start)
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/mirror")
@@ -34,8 +36,8 @@ func BenchmarkManifestWriteToMirror(b *testing.B) {
 func BenchmarkMirrorDeleteToRecreate(b *testing.B) {
 	finePolling(b)
 	a := startAgent(b, newNodeName("bench-delete"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
 	var total time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -44,14 +46,14 @@ func BenchmarkMirrorDeleteToRecreate(b *testing.B) {
 			b.Fatal(err)
 		}
 		old := m.UID
-		m = a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != old })
+		m = a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != old })
 		total += time.Since(start)
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/recreate")
 }
 
 func finePolling(b *testing.B) {
-	old := interval
-	interval = 2 * time.Millisecond
-	b.Cleanup(func() { interval = old })
+	old := agenttest.Interval
+	agenttest.Interval = 2 * time.Millisecond
+	b.Cleanup(func() { agenttest.Interval = old })
 }

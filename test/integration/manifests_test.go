@@ -68,36 +68,36 @@ func TestURLSource(t *testing.T) {
 	}
 	a := startAgent(t, newNodeName("url"), dir, nil, withURL(ts.URL))
 
-	m := a.waitMirror("fromurl", isRunning)
+	m := a.WaitMirror("fromurl", isRunning)
 	if m.Annotations[manifest.AnnotationSource] != "http" || m.Labels["src"] != "url" {
 		t.Errorf("URL pod mirror: source %q labels %v", m.Annotations[manifest.AnnotationSource], m.Labels)
 	}
-	clash := a.waitMirror("clash", isRunning)
+	clash := a.WaitMirror("clash", isRunning)
 	if clash.Annotations[manifest.AnnotationSource] != "file" {
 		t.Errorf("the directory must win a name clash, mirror source is %q", clash.Annotations[manifest.AnnotationSource])
 	}
-	waitNodeEvent(t, a.node, "FailedLoadManifest", "clash.yaml")
+	waitNodeEvent(t, a.Node, "FailedLoadManifest", "clash.yaml")
 
 	// The URL fails: its pods keep running and keep their mirrors.
-	rp := a.waitRunning("fromurl", 1)
+	rp := a.WaitRunning("fromurl", 1)
 	srv.set(http.StatusInternalServerError, "down")
 	consistently(t, "URL pod kept while the URL fails", time.Second, func() bool {
-		p, ok := a.runtimePod("fromurl")
+		p, ok := a.RuntimePod("fromurl")
 		return ok && p.SandboxID == rp.SandboxID
 	})
 	// The body turns invalid: kept, and said on the mirror.
 	srv.set(200, `{"apiVersion":"v1","kind":"PodList","items":[{"metadata":{"name":"fromurl"},"spec":{"containerz":[]}}]}`)
-	a.waitMirror("fromurl", func(p *corev1.Pod) bool {
+	a.WaitMirror("fromurl", func(p *corev1.Pod) bool {
 		c := condition(p, "mirrorlet.io/ManifestValid")
 		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "containerz")
 	})
-	if p, ok := a.runtimePod("fromurl"); !ok || p.SandboxID != rp.SandboxID {
+	if p, ok := a.RuntimePod("fromurl"); !ok || p.SandboxID != rp.SandboxID {
 		t.Fatalf("invalid URL body stopped the pod")
 	}
 	// An empty body means no URL pods.
 	srv.set(200, "")
-	a.waitNoMirror("fromurl")
-	a.waitMirror("clash", nil)
+	a.WaitNoMirror("fromurl")
+	a.WaitMirror("clash", nil)
 }
 
 func waitNodeEvent(t *testing.T, node, reason, contains string) {
@@ -155,9 +155,9 @@ func TestMirrorRefusedByAdmissionKeepsPodRunning(t *testing.T) {
 
 	healthAddr := freeAddr(t)
 	a := startAgent(t, newNodeName("refused"), "", nil, func(o *app.Options) { o.HealthzBindAddress = healthAddr })
-	a.write("bad.yaml", podManifest("bad", map[string]string{"forbidden": "x"}, "nginx:1.27"))
-	a.waitRunning("bad", 1)
-	waitNodeEvent(t, a.node, "FailedCreateMirrorPod", "pods labelled forbidden are not allowed here")
+	a.Write("bad.yaml", podManifest("bad", map[string]string{"forbidden": "x"}, "nginx:1.27"))
+	a.WaitRunning("bad", 1)
+	waitNodeEvent(t, a.Node, "FailedCreateMirrorPod", "pods labelled forbidden are not allowed here")
 	eventually(t, "status shows the refusal", func() bool {
 		code, body := httpGet("http://" + healthAddr + "/status")
 		var rep app.StatusReport
@@ -166,19 +166,19 @@ func TestMirrorRefusedByAdmissionKeepsPodRunning(t *testing.T) {
 		}
 		return strings.HasPrefix(rep.Pods[0].Mirror, "refused by the API server") && rep.Pods[0].Runtime == "1/1 running"
 	})
-	if _, err := getNode(a.node); err != nil {
+	if _, err := getNode(a.Node); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPartialWritesDoNotFlap(t *testing.T) {
 	a := startAgent(t, newNodeName("flap"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
-	starts := a.rt.Starts(rp.UID)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
+	starts := a.RT.Starts(rp.UID)
 	full := podManifest("web", nil, "nginx:1.27")
-	path := filepath.Join(a.dir, "web.yaml")
+	path := filepath.Join(a.Dir, "web.yaml")
 	// An editor that truncates, then writes in pieces.
 	for i := range 5 {
 		if err := os.WriteFile(path, []byte(full[:len(full)*i/5]), 0o644); err != nil {
@@ -189,16 +189,16 @@ func TestPartialWritesDoNotFlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	consistently(t, "pod never stopped or restarted", time.Second, func() bool {
-		p, ok := a.runtimePod("web")
-		return ok && p.SandboxID == rp.SandboxID && a.rt.Starts(rp.UID) == starts
+		p, ok := a.RuntimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && a.RT.Starts(rp.UID) == starts
 	})
 }
 
 func TestFailedLoadManifestEventOnMirror(t *testing.T) {
 	a := startAgent(t, newNodeName("loadevent"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
-	a.write("web.yaml", strings.Replace(podManifest("web", nil, "nginx:1.27"), "image:", "imagee:", 1))
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
+	a.Write("web.yaml", strings.Replace(podManifest("web", nil, "nginx:1.27"), "image:", "imagee:", 1))
 	eventually(t, "FailedLoadManifest event on the mirror", func() bool {
 		var evs corev1.EventList
 		if err := k8s.List(context.Background(), &evs, client.InNamespace("default")); err != nil {
@@ -273,32 +273,32 @@ func TestRunningPodWinsClash(t *testing.T) {
 	withPort := func(name, image string) string {
 		return podManifest(name, nil, image) + "      hostPort: 8080\n"
 	}
-	a.write("z.yaml", withPort("web", "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
+	a.Write("z.yaml", withPort("web", "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
 	untouched := func() bool {
-		p, ok := a.runtimePod("web")
+		p, ok := a.RuntimePod("web")
 		return ok && p.SandboxID == rp.SandboxID && p.UID == rp.UID && rt.Starts(rp.UID) == 1
 	}
 
-	a.write("a.yaml", podManifest("web", nil, "nginx:1.28")) // same name, sorts first
+	a.Write("a.yaml", podManifest("web", nil, "nginx:1.28")) // same name, sorts first
 	waitNodeEvent(t, node, "FailedLoadManifest", "a.yaml")
-	a.write("b.yaml", withPort("other", "nginx:1.27")) // same host port
+	a.Write("b.yaml", withPort("other", "nginx:1.27")) // same host port
 	waitNodeEvent(t, node, "FailedLoadManifest", "b.yaml")
 	consistently(t, "the running pod untouched, the newcomers not run", time.Second, func() bool {
-		_, other := a.runtimePod("other")
+		_, other := a.RuntimePod("other")
 		return untouched() && !other && len(rt.Pods()) == 1
 	})
 
 	// Restart with a clashing file added meanwhile that sorts first.
-	a.stop()
-	a.remove("a.yaml")
-	a.remove("b.yaml")
-	a.write("0.yaml", podManifest("web", nil, "nginx:1.29"))
-	b := startAgent(t, node, a.dir, rt)
+	a.Stop()
+	a.Remove("a.yaml")
+	a.Remove("b.yaml")
+	a.Write("0.yaml", podManifest("web", nil, "nginx:1.29"))
+	b := startAgent(t, node, a.Dir, rt)
 	waitNodeEvent(t, node, "FailedLoadManifest", "0.yaml")
 	consistently(t, "the running pod untouched after the restart", 2*time.Second, untouched)
-	if got := b.waitMirror("web", nil); got.UID != m.UID || got.Spec.Containers[0].Image != "nginx:1.27" {
+	if got := b.WaitMirror("web", nil); got.UID != m.UID || got.Spec.Containers[0].Image != "nginx:1.27" {
 		t.Errorf("mirror %s image %s, want the running pod's (UID %s, nginx:1.27)", got.UID, got.Spec.Containers[0].Image, m.UID)
 	}
 }

@@ -16,19 +16,19 @@ import (
 func TestMirrorHasStaticPodIdentity(t *testing.T) {
 	a := startAgent(t, newNodeName("identity"), "", nil)
 	start := time.Now()
-	a.write("static-web.yaml", podManifest("static-web", map[string]string{"role": "myrole"}, "nginx:1.27"))
-	m := a.waitMirror("static-web", nil)
+	a.Write("static-web.yaml", podManifest("static-web", map[string]string{"role": "myrole"}, "nginx:1.27"))
+	m := a.WaitMirror("static-web", nil)
 	t.Logf("manifest write -> mirror created: %s", time.Since(start))
 
 	node := &corev1.Node{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Name: a.node}, node); err != nil {
+	if err := k8s.Get(context.Background(), types.NamespacedName{Name: a.Node}, node); err != nil {
 		t.Fatal(err)
 	}
 	hash := m.Annotations[manifest.AnnotationMirror]
 	checks := map[string]bool{
-		"name is <name>-<node>":          m.Name == "static-web-"+a.node,
+		"name is <name>-<node>":          m.Name == "static-web-"+a.Node,
 		"namespace default":              m.Namespace == "default",
-		"spec.nodeName":                  m.Spec.NodeName == a.node,
+		"spec.nodeName":                  m.Spec.NodeName == a.Node,
 		"label propagated":               m.Labels["role"] == "myrole",
 		"config.source file":             m.Annotations[manifest.AnnotationSource] == "file",
 		"config.hash == config.mirror":   hash != "" && m.Annotations[manifest.AnnotationHash] == hash,
@@ -42,7 +42,7 @@ func TestMirrorHasStaticPodIdentity(t *testing.T) {
 			t.Errorf("%s: not so in %+v", what, m.ObjectMeta)
 		}
 	}
-	rp := a.waitRunning("static-web", 1)
+	rp := a.WaitRunning("static-web", 1)
 	if string(rp.UID) != hash {
 		t.Errorf("runtime pod UID %q, want the spec hash %q", rp.UID, hash)
 	}
@@ -50,7 +50,7 @@ func TestMirrorHasStaticPodIdentity(t *testing.T) {
 	eventually(t, "mirror Running with the runtime's container ID", func() bool {
 		var pods corev1.PodList
 		if err := k8s.List(context.Background(), &pods, client.MatchingLabels{"role": "myrole"},
-			client.MatchingFields{"spec.nodeName": a.node}); err != nil || len(pods.Items) != 1 {
+			client.MatchingFields{"spec.nodeName": a.Node}); err != nil || len(pods.Items) != 1 {
 			return false
 		}
 		p := pods.Items[0]
@@ -84,75 +84,73 @@ func TestMirrorRecreatedAfterDeleteWithoutRestart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := startAgent(t, newNodeName("recreate-"+tc.name), "", nil)
-			a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-			old := a.waitMirror("web", isRunning)
-			rp := a.waitRunning("web", 1)
-			starts := a.rt.Starts(rp.UID)
+			a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+			old := a.WaitMirror("web", isRunning)
+			rp := a.WaitRunning("web", 1)
+			starts := a.RT.Starts(rp.UID)
 
 			start := time.Now()
 			opts := &client.DeleteOptions{GracePeriodSeconds: tc.grace}
 			if err := k8s.Delete(context.Background(), old, opts); err != nil {
 				t.Fatal(err)
 			}
-			m := a.waitMirror("web", func(p *corev1.Pod) bool {
+			m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 				return p.UID != old.UID && p.DeletionTimestamp == nil && isRunning(p)
 			})
 			t.Logf("mirror deleted -> recreated and Running: %s", time.Since(start))
 			if m.Annotations[manifest.AnnotationMirror] != old.Annotations[manifest.AnnotationMirror] {
 				t.Errorf("recreated mirror has another hash")
 			}
-			if got := a.rt.Starts(rp.UID); got != starts {
+			if got := a.RT.Starts(rp.UID); got != starts {
 				t.Errorf("runtime containers started %d times, want %d (deleting a mirror must not restart the pod)", got, starts)
 			}
-			if p, _ := a.runtimePod("web"); p.SandboxID != rp.SandboxID {
+			if p, _ := a.RuntimePod("web"); p.SandboxID != rp.SandboxID {
 				t.Errorf("runtime sandbox changed from %s to %s", rp.SandboxID, p.SandboxID)
 			}
 		})
 	}
 }
 
-func isRunning(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
-
 func ptrTo[T any](v T) *T { return &v }
 
 func TestManifestRemovedDeletesMirrorAndStopsPod(t *testing.T) {
 	a := startAgent(t, newNodeName("remove"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	a.waitMirror("web", isRunning)
-	a.waitRunning("web", 1)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitMirror("web", isRunning)
+	a.WaitRunning("web", 1)
 
-	a.remove("web.yaml")
-	a.waitNoMirror("web")
+	a.Remove("web.yaml")
+	a.WaitNoMirror("web")
 	eventually(t, "runtime pod stopped", func() bool {
-		_, ok := a.runtimePod("web")
+		_, ok := a.RuntimePod("web")
 		return !ok
 	})
 }
 
 func TestLabelOnlyEditPatchesMirrorInPlace(t *testing.T) {
 	a := startAgent(t, newNodeName("relabel"), "", nil)
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
-	old := a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
-	starts := a.rt.Starts(rp.UID)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	old := a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
+	starts := a.RT.Starts(rp.UID)
 
 	start := time.Now()
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "b", "tier": "x"}, "nginx:1.27"))
-	m := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && p.Labels["tier"] == "x" })
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b", "tier": "x"}, "nginx:1.27"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && p.Labels["tier"] == "x" })
 	t.Logf("label edit -> mirror patched: %s", time.Since(start))
 	if m.UID != old.UID {
 		t.Errorf("mirror was recreated (UID %s -> %s), want patched in place", old.UID, m.UID)
 	}
 	consistently(t, "runtime pod untouched", time.Second, func() bool {
-		p, ok := a.runtimePod("web")
-		return ok && p.SandboxID == rp.SandboxID && a.rt.Starts(rp.UID) == starts
+		p, ok := a.RuntimePod("web")
+		return ok && p.SandboxID == rp.SandboxID && a.RT.Starts(rp.UID) == starts
 	})
 }
 
 func TestAPIEditsToMirrorAreReverted(t *testing.T) {
 	a := startAgent(t, newNodeName("revert"), "", nil)
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "myrole"}, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "myrole"}, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
 
 	patched := m.DeepCopy()
 	patched.Labels["role"] = "hijacked"
@@ -161,7 +159,7 @@ func TestAPIEditsToMirrorAreReverted(t *testing.T) {
 	if err := k8s.Patch(context.Background(), patched, client.MergeFrom(m)); err != nil {
 		t.Fatal(err)
 	}
-	got := a.waitMirror("web", func(p *corev1.Pod) bool {
+	got := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		_, extra := p.Labels["extra"]
 		_, note := p.Annotations["note"]
 		return p.Labels["role"] == "myrole" && !extra && !note
@@ -173,20 +171,20 @@ func TestAPIEditsToMirrorAreReverted(t *testing.T) {
 
 func TestSpecEditThroughAPIRecreatesMirror(t *testing.T) {
 	a := startAgent(t, newNodeName("specedit"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
-	starts := a.rt.Starts(rp.UID)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
+	starts := a.RT.Starts(rp.UID)
 
 	patched := m.DeepCopy()
 	patched.Spec.Containers[0].Image = "evil:1"
 	if err := k8s.Patch(context.Background(), patched, client.MergeFrom(m)); err != nil {
 		t.Fatal(err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return p.UID != m.UID && p.Spec.Containers[0].Image == "nginx:1.27"
 	})
-	if a.rt.Starts(rp.UID) != starts {
+	if a.RT.Starts(rp.UID) != starts {
 		t.Errorf("an API edit of the mirror restarted the pod")
 	}
 }
@@ -195,17 +193,17 @@ func TestOrphanMirrorDeletedAndCorrectMirrorAdoptedAtStart(t *testing.T) {
 	node := newNodeName("restart")
 	dir := t.TempDir()
 	first := startAgent(t, node, dir, nil)
-	first.write("keep.yaml", podManifest("keep", nil, "nginx:1.27"))
-	first.write("gone.yaml", podManifest("gone", nil, "nginx:1.27"))
-	keep := first.waitMirror("keep", isRunning)
-	first.waitMirror("gone", isRunning)
-	first.stop()
+	first.Write("keep.yaml", podManifest("keep", nil, "nginx:1.27"))
+	first.Write("gone.yaml", podManifest("gone", nil, "nginx:1.27"))
+	keep := first.WaitMirror("keep", isRunning)
+	first.WaitMirror("gone", isRunning)
+	first.Stop()
 
 	// While mirrorlet is down, one manifest goes away.
-	first.remove("gone.yaml")
-	second := startAgent(t, node, dir, first.rt)
-	second.waitNoMirror("gone")
-	got := second.waitMirror("keep", isRunning)
+	first.Remove("gone.yaml")
+	second := startAgent(t, node, dir, first.RT)
+	second.WaitNoMirror("gone")
+	got := second.WaitMirror("keep", isRunning)
 	if got.UID != keep.UID {
 		t.Errorf("correct mirror was recreated at start (UID %s -> %s), want adopted", keep.UID, got.UID)
 	}
@@ -225,14 +223,14 @@ func TestOrphanMirrorDeletedAndCorrectMirrorAdoptedAtStart(t *testing.T) {
 
 func TestMirrorStatusFollowsRuntime(t *testing.T) {
 	a := startAgent(t, newNodeName("status"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
 
-	if err := a.rt.Exit(rp.UID, "web", 1); err != nil {
+	if err := a.RT.Exit(rp.UID, "web", 1); err != nil {
 		t.Fatal(err)
 	}
-	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].RestartCount == 1 && cs[0].State.Running != nil
 	})
@@ -244,9 +242,9 @@ func TestMirrorStatusFollowsRuntime(t *testing.T) {
 
 func TestImagePullFailureIsReported(t *testing.T) {
 	a := startAgent(t, newNodeName("pull"), "", nil)
-	a.rt.SetImageMissing("missing:1", true)
-	a.write("web.yaml", podManifest("web", nil, "missing:1"))
-	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.RT.SetImageMissing("missing:1", true)
+	a.Write("web.yaml", podManifest("web", nil, "missing:1"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		cs := p.Status.ContainerStatuses
 		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ErrImagePull"
 	})
@@ -276,22 +274,22 @@ func TestLabelReadByEnvReplacesPod(t *testing.T) {
 		return podManifest("web", map[string]string{"role": role, "tier": tier}, "nginx:1.27") +
 			"    env:\n    - name: ROLE\n      valueFrom: {fieldRef: {fieldPath: \"metadata.labels['role']\"}}\n"
 	}
-	a.write("web.yaml", manifest("a", "x"))
-	old := a.waitMirror("web", isRunning)
-	oldPod := a.waitRunning("web", 1)
+	a.Write("web.yaml", manifest("a", "x"))
+	old := a.WaitMirror("web", isRunning)
+	oldPod := a.WaitRunning("web", 1)
 
-	a.write("web.yaml", manifest("a", "y"))
-	m := a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["tier"] == "y" })
+	a.Write("web.yaml", manifest("a", "y"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["tier"] == "y" })
 	if m.UID != old.UID {
 		t.Fatalf("an edit of a label no env var reads recreated the mirror")
 	}
-	if p, ok := a.runtimePod("web"); !ok || p.UID != oldPod.UID {
+	if p, ok := a.RuntimePod("web"); !ok || p.UID != oldPod.UID {
 		t.Fatalf("an edit of a label no env var reads replaced the pod")
 	}
 
-	a.write("web.yaml", manifest("b", "y"))
-	m = a.waitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && isRunning(p) })
-	newPod := a.waitRunning("web", 1)
+	a.Write("web.yaml", manifest("b", "y"))
+	m = a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" && isRunning(p) })
+	newPod := a.WaitRunning("web", 1)
 	if m.UID == old.UID || newPod.UID == oldPod.UID {
 		t.Errorf("editing a label that env var ROLE reads kept the pod (mirror UID %s, runtime UID %s): its container still sees the old value",
 			m.UID, newPod.UID)

@@ -20,6 +20,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 	"github.com/mirrorlet/mirrorlet/controllers/node"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
+	"github.com/mirrorlet/mirrorlet/test/agenttest"
 )
 
 func getNode(name string) (*corev1.Node, error) {
@@ -32,11 +33,11 @@ func TestNodeRegisteredWithLease(t *testing.T) {
 	var n *corev1.Node
 	eventually(t, "node registered and Ready", func() bool {
 		var err error
-		n, err = getNode(a.node)
+		n, err = getNode(a.Node)
 		return err == nil && len(n.Status.Conditions) == 1 &&
 			n.Status.Conditions[0].Type == corev1.NodeReady && n.Status.Conditions[0].Status == corev1.ConditionTrue
 	})
-	wantLabels := map[string]string{"kubernetes.io/hostname": a.node, "kubernetes.io/os": "linux", node.LabelAgent: "mirrorlet"}
+	wantLabels := map[string]string{"kubernetes.io/hostname": a.Node, "kubernetes.io/os": "linux", node.LabelAgent: "mirrorlet"}
 	for k, v := range wantLabels {
 		if n.Labels[k] != v {
 			t.Errorf("label %s=%q, want %q", k, n.Labels[k], v)
@@ -54,9 +55,9 @@ func TestNodeRegisteredWithLease(t *testing.T) {
 	}
 	lease := &coordinationv1.Lease{}
 	eventually(t, "node lease", func() bool {
-		return k8s.Get(context.Background(), types.NamespacedName{Namespace: "kube-node-lease", Name: a.node}, lease) == nil
+		return k8s.Get(context.Background(), types.NamespacedName{Namespace: "kube-node-lease", Name: a.Node}, lease) == nil
 	})
-	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != node.HolderIdentity(a.node) {
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != node.HolderIdentity(a.Node) {
 		t.Errorf("lease holder %q", h)
 	}
 	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].UID != n.UID {
@@ -66,9 +67,9 @@ func TestNodeRegisteredWithLease(t *testing.T) {
 
 func TestNodeRegisteredAgainAfterDelete(t *testing.T) {
 	a := startAgent(t, newNodeName("renode"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	a.waitMirror("web", isRunning)
-	n, err := getNode(a.node)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitMirror("web", isRunning)
+	n, err := getNode(a.Node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +77,13 @@ func TestNodeRegisteredAgainAfterDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "node registered again", func() bool {
-		got, err := getNode(a.node)
+		got, err := getNode(a.Node)
 		return err == nil && got.UID != n.UID
 	})
-	newNode, _ := getNode(a.node)
+	newNode, _ := getNode(a.Node)
 	// Mirrors follow the new Node UID (a garbage collector would delete
 	// mirrors owned by the old one).
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return len(p.OwnerReferences) == 1 && p.OwnerReferences[0].UID == newNode.UID
 	})
 }
@@ -124,7 +125,7 @@ func TestKubeletNodeRefused(t *testing.T) {
 			defer cancel()
 			err := app.Run(ctx, app.Options{
 				RestConfig: cfg, NodeName: nodeName, Runtime: fake.New(nil), PodManifestPath: t.TempDir(),
-				HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{})),
+				HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&agenttest.LogBuffer{})),
 			})
 			if !errors.Is(err, node.ErrKubeletNode) {
 				t.Fatalf("Run returned %v, want an error wrapping ErrKubeletNode", err)
@@ -146,82 +147,70 @@ func TestNodeSideRunsWithoutAPIServer(t *testing.T) {
 	rt := fake.New(nil)
 	unreachable := *cfg
 	unreachable.Host = "https://127.0.0.1:1"
-	dir := t.TempDir()
-	a := &agent{t: t, node: newNodeName("offline"), dir: dir, rt: rt}
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			RestConfig: &unreachable, NodeName: a.node, PodManifestPath: dir, Runtime: rt,
-			HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{})),
-		})
-	}()
-	a.waitRunning("web", 1)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run: %v", err)
-	}
-	if _, err := getNode(a.node); !apierrors.IsNotFound(err) {
-		t.Errorf("node %s exists; the API server was never reachable", a.node)
+	a := agenttest.Start(t, newNodeName("offline"), agenttest.Config{RestConfig: &unreachable, Reader: k8s, Runtime: rt})
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitRunning("web", 1)
+	a.Stop() // fails the test if Run returned an error
+	if _, err := getNode(a.Node); !apierrors.IsNotFound(err) {
+		t.Errorf("node %s exists; the API server was never reachable", a.Node)
 	}
 }
 
 func TestSpecChangeReplacesPod(t *testing.T) {
 	a := startAgent(t, newNodeName("replace"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	old := a.waitMirror("web", isRunning)
-	oldPod := a.waitRunning("web", 1)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	old := a.WaitMirror("web", isRunning)
+	oldPod := a.WaitRunning("web", 1)
 
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.28"))
-	m := a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.28"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return p.UID != old.UID && p.Spec.Containers[0].Image == "nginx:1.28" && isRunning(p)
 	})
-	newPod := a.waitRunning("web", 1)
+	newPod := a.WaitRunning("web", 1)
 	if newPod.UID == oldPod.UID || string(newPod.UID) != m.Annotations["kubernetes.io/config.mirror"] {
 		t.Errorf("runtime pod UID %s after the change (was %s), want the new hash", newPod.UID, oldPod.UID)
 	}
-	if len(a.rt.Pods()) != 1 {
-		t.Errorf("runtime runs %d pods, want only the new one", len(a.rt.Pods()))
+	if len(a.RT.Pods()) != 1 {
+		t.Errorf("runtime runs %d pods, want only the new one", len(a.RT.Pods()))
 	}
 }
 
 func TestOnlyManifestFilesAreRead(t *testing.T) {
 	a := startAgent(t, newNodeName("files"), "", nil)
-	a.write(".hidden.yaml", podManifest("hidden", nil, "nginx:1.27"))
-	a.write("web.yaml.bak", podManifest("bak", nil, "nginx:1.27"))
-	a.write(".web.yaml.swp", podManifest("swp", nil, "nginx:1.27"))
-	a.write("notes.txt", podManifest("txt", nil, "nginx:1.27"))
-	a.write("yml.yml", podManifest("yml", nil, "nginx:1.27"))
-	a.write("json.json", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"json"},"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}}`)
-	a.waitMirror("yml", nil)
-	a.waitMirror("json", nil)
+	a.Write(".hidden.yaml", podManifest("hidden", nil, "nginx:1.27"))
+	a.Write("web.yaml.bak", podManifest("bak", nil, "nginx:1.27"))
+	a.Write(".web.yaml.swp", podManifest("swp", nil, "nginx:1.27"))
+	a.Write("notes.txt", podManifest("txt", nil, "nginx:1.27"))
+	a.Write("yml.yml", podManifest("yml", nil, "nginx:1.27"))
+	a.Write("json.json", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"json"},"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}}`)
+	a.WaitMirror("yml", nil)
+	a.WaitMirror("json", nil)
 	consistently(t, "only the .yml and .json pods run", time.Second, func() bool {
 		var pods corev1.PodList
-		if err := k8s.List(context.Background(), &pods, client.MatchingFields{"spec.nodeName": a.node}); err != nil {
+		if err := k8s.List(context.Background(), &pods, client.MatchingFields{"spec.nodeName": a.Node}); err != nil {
 			return false
 		}
-		return len(pods.Items) == 2 && len(a.rt.Pods()) == 2
+		return len(pods.Items) == 2 && len(a.RT.Pods()) == 2
 	})
 }
 
 func TestBadEditKeepsLastGoodPodRunning(t *testing.T) {
 	a := startAgent(t, newNodeName("badedit"), "", nil)
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
 
-	a.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.Write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		c := condition(p, "mirrorlet.io/ManifestValid")
 		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "web.yaml") &&
 			strings.Contains(c.Message, "imagee")
 	})
-	if p, ok := a.runtimePod("web"); !ok || p.SandboxID != rp.SandboxID {
+	if p, ok := a.RuntimePod("web"); !ok || p.SandboxID != rp.SandboxID {
 		t.Fatalf("the running pod was stopped by a bad edit")
 	}
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	got := a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	got := a.WaitMirror("web", func(p *corev1.Pod) bool {
 		c := condition(p, "mirrorlet.io/ManifestValid")
 		return c != nil && c.Status == corev1.ConditionTrue
 	})
@@ -249,23 +238,23 @@ func withRootDir(dir string) agentOption {
 func TestBadEditWhileStoppedKeepsLastGoodPodAfterRestart(t *testing.T) {
 	node, root, rt := newNodeName("lkg"), t.TempDir(), fake.New(nil)
 	a := startAgent(t, node, "", rt, withRootDir(root))
-	a.write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
-	rp := a.waitRunning("web", 1)
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
+	rp := a.WaitRunning("web", 1)
 	starts := rt.Starts(rp.UID)
-	a.stop()
+	a.Stop()
 
-	a.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
-	b := startAgent(t, node, a.dir, rt, withRootDir(root))
-	b.waitMirror("web", func(p *corev1.Pod) bool {
+	a.Write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    imagee: typo\n")
+	b := startAgent(t, node, a.Dir, rt, withRootDir(root))
+	b.WaitMirror("web", func(p *corev1.Pod) bool {
 		c := condition(p, "mirrorlet.io/ManifestValid")
 		return c != nil && c.Status == corev1.ConditionFalse && strings.Contains(c.Message, "imagee")
 	})
 	consistently(t, "the last good pod keeps running, unrestarted", 2*time.Second, func() bool {
-		p, ok := b.runtimePod("web")
+		p, ok := b.RuntimePod("web")
 		return ok && p.SandboxID == rp.SandboxID && rt.Starts(rp.UID) == starts && len(rt.Pods()) == 1
 	})
-	if got := b.waitMirror("web", nil); got.UID != m.UID {
+	if got := b.WaitMirror("web", nil); got.UID != m.UID {
 		t.Errorf("mirror recreated across the restart (UID %s -> %s)", m.UID, got.UID)
 	}
 }

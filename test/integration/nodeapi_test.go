@@ -14,6 +14,7 @@ import (
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
+	"github.com/mirrorlet/mirrorlet/test/agenttest"
 )
 
 func freePort(t *testing.T) int {
@@ -41,7 +42,7 @@ func TestNodeAdvertisesNodeAPI(t *testing.T) {
 	port := freePort(t)
 	a := startAgent(t, newNodeName("nodeapi"), "", nil, withNodeAPI(t, port))
 	eventually(t, "node advertising its node API", func() bool {
-		n, err := getNode(a.node)
+		n, err := getNode(a.Node)
 		return err == nil && n.Status.DaemonEndpoints.KubeletEndpoint.Port == int32(port) &&
 			len(n.Status.Addresses) == 2 && n.Status.Addresses[0] == corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "127.0.0.1"} &&
 			n.Status.Addresses[1].Type == corev1.NodeHostName && n.Status.Addresses[1].Address != ""
@@ -60,7 +61,7 @@ func TestNodeAPIServesWithoutAPIServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	o := app.Options{RestConfig: &unreachable, NodeName: newNodeName("nodeapi-offline"), PodManifestPath: t.TempDir(),
-		Runtime: fake.New(nil), HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&logBuffer{}))}
+		Runtime: fake.New(nil), HealthzBindAddress: "0", MetricsBindAddress: "0", Log: zap.New(zap.WriteTo(&agenttest.LogBuffer{}))}
 	withNodeAPI(t, port)(&o)
 	go func() { done <- app.Run(ctx, o) }()
 	eventually(t, "the node API answering", func() bool { return anonymousGet(t, port, "/healthz") == http.StatusUnauthorized })

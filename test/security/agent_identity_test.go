@@ -23,46 +23,46 @@ const gcUser = "system:serviceaccount:kube-system:generic-garbage-collector"
 func TestAgentWorksAsItsOwnIdentity(t *testing.T) {
 	ctx := t.Context()
 	a := startAgent(t, newNodeName("own"))
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
 
 	node := &corev1.Node{}
 	eventually(t, "node registered and Ready", func() bool {
-		return admin.Get(ctx, types.NamespacedName{Name: a.node}, node) == nil &&
+		return admin.Get(ctx, types.NamespacedName{Name: a.Node}, node) == nil &&
 			len(node.Status.Conditions) == 1 && node.Status.Conditions[0].Status == corev1.ConditionTrue
 	})
 	lease := &coordinationv1.Lease{}
-	leaseKey := types.NamespacedName{Namespace: "kube-node-lease", Name: a.node}
+	leaseKey := types.NamespacedName{Namespace: "kube-node-lease", Name: a.Node}
 	eventually(t, "node lease created", func() bool { return admin.Get(ctx, leaseKey, lease) == nil })
 	first := lease.Spec.RenewTime.DeepCopy()
 	eventually(t, "node lease renewed", func() bool {
 		return admin.Get(ctx, leaseKey, lease) == nil && lease.Spec.RenewTime.After(first.Time)
 	})
 
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "b"}, "nginx:1.27"))
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID == m.UID && p.Labels["role"] == "b" })
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}, "nginx:1.27"))
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID == m.UID && p.Labels["role"] == "b" })
 
 	editor := mustUserClient(t, editorName)
 	if err := editor.Delete(ctx, m); err != nil {
 		t.Fatalf("editor deleting the mirror: %v", err)
 	}
-	m = a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != m.UID && isRunning(p) })
+	m = a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != m.UID && isRunning(p) })
 
 	gc := mustUserClient(t, gcUser, "system:serviceaccounts", "system:serviceaccounts:kube-system")
 	mergePatch(t, gc, m, `{"metadata":{"labels":{"role":"edited"}}}`)
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID == m.UID && p.Labels["role"] == "b" })
-	mergePatch(t, gc, m, `{"spec":{"containers":[{"name":"web","image":"nginx:9.99"}]}}`)
-	m = a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID == m.UID && p.Labels["role"] == "b" })
+	mergePatch(t, gc, m, `{"spec":{"containers":[{"name":"web","image":"nginx:9.99","ports":[{"containerPort":80}]}]}}`)
+	m = a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return p.UID != m.UID && p.Spec.Containers[0].Image == "nginx:1.27" && isRunning(p)
 	})
 
-	a.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec: {containers: [{name: web, image: nginx:1.27, bogus: 1}]}\n")
-	a.write("broken.yaml", "not a pod")
+	a.Write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec: {containers: [{name: web, image: nginx:1.27, bogus: 1}]}\n")
+	a.Write("broken.yaml", "not a pod")
 	waitEvent(t, "FailedLoadManifest on the mirror", "Pod", m.Name)
-	waitEvent(t, "FailedLoadManifest on the Node", "Node", a.node)
+	waitEvent(t, "FailedLoadManifest on the Node", "Node", a.Node)
 
-	a.remove("web.yaml")
-	a.waitNoMirror("web")
+	a.Remove("web.yaml")
+	a.WaitNoMirror("web")
 }
 
 // mergePatch applies a JSON merge patch to obj as c, failing the test if

@@ -20,12 +20,12 @@ import (
 func TestEditorCannotEditMirrors(t *testing.T) {
 	ctx := t.Context()
 	a := startAgent(t, newNodeName("ro"))
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
 	editor := mustUserClient(t, editorName)
 	readOnly := []string{
-		"pod default/" + m.Name + " is a mirror of a static pod on node " + a.node + " and is read-only",
-		"its manifest on node " + a.node + " is the place to change it",
+		"pod default/" + m.Name + " is a mirror of a static pod on node " + a.Node + " and is read-only",
+		"its manifest on node " + a.Node + " is the place to change it",
 	}
 	for _, tc := range []struct{ name, patch, changed string }{
 		{"label", `{"metadata":{"labels":{"role":"b"}}}`, "labels"},
@@ -33,7 +33,7 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 		{"annotation", `{"metadata":{"annotations":{"note":"x"}}}`, "annotations"},
 		{"owner references", `{"metadata":{"ownerReferences":null}}`, "ownerReferences"},
 		{"finalizer", `{"metadata":{"finalizers":["example.com/keep"]}}`, "finalizers"},
-		{"image", `{"spec":{"containers":[{"name":"web","image":"nginx:9.99"}]}}`, "spec"},
+		{"image", `{"spec":{"containers":[{"name":"web","image":"nginx:9.99","ports":[{"containerPort":80}]}]}}`, "spec"},
 		{"activeDeadlineSeconds", `{"spec":{"activeDeadlineSeconds":5}}`, "spec"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,25 +57,25 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("status write: %v", err)
 		}
-		a.waitMirror("web", func(p *corev1.Pod) bool { return p.Status.Message == "" && isRunning(p) })
+		a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Status.Message == "" && isRunning(p) })
 	})
 	t.Run("no-op patch allowed", func(t *testing.T) {
 		if err := patch(ctx, editor, m, `{"metadata":{"labels":{"role":"a"}}}`); err != nil {
 			t.Errorf("a patch that changes nothing: %v", err)
 		}
 	})
-	got := a.waitMirror("web", nil)
+	got := a.WaitMirror("web", nil)
 	if got.UID != m.UID || got.Labels["role"] != "a" || got.Spec.Containers[0].Image != "nginx:1.27" || len(got.Finalizers) > 0 {
 		t.Errorf("mirror changed: uid %s labels %v image %s finalizers %v", got.UID, got.Labels, got.Spec.Containers[0].Image, got.Finalizers)
 	}
 
 	uid := types.UID(m.Annotations[manifest.AnnotationMirror])
-	starts := a.rt.Starts(uid)
+	starts := a.RT.Starts(uid)
 	if err := editor.Delete(ctx, m); err != nil {
 		t.Fatalf("editor deleting the mirror: %v", err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool { return p.UID != m.UID && isRunning(p) })
-	if n := a.rt.Starts(uid); n != starts {
+	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != m.UID && isRunning(p) })
+	if n := a.RT.Starts(uid); n != starts {
 		t.Errorf("containers started %d times, want %d: deleting a mirror must not restart the pod", n, starts)
 	}
 }
@@ -86,21 +86,21 @@ func TestDriftRevertedWithoutPolicies(t *testing.T) {
 	withoutPolicies(t)
 	ctx := t.Context()
 	a := startAgent(t, newNodeName("drift"))
-	a.write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
-	m := a.waitMirror("web", isRunning)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	m := a.WaitMirror("web", isRunning)
 	editor := mustUserClient(t, editorName)
 
 	if err := patch(ctx, editor, m, `{"metadata":{"labels":{"role":"b"},"annotations":{"note":"x"}}}`); err != nil {
 		t.Fatalf("editor's label edit without the policy: %v", err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		_, note := p.Annotations["note"]
 		return p.UID == m.UID && p.Labels["role"] == "a" && !note
 	})
-	if err := patch(ctx, editor, m, `{"spec":{"containers":[{"name":"web","image":"nginx:9.99"}]}}`); err != nil {
+	if err := patch(ctx, editor, m, `{"spec":{"containers":[{"name":"web","image":"nginx:9.99","ports":[{"containerPort":80}]}]}}`); err != nil {
 		t.Fatalf("editor's image edit without the policy: %v", err)
 	}
-	a.waitMirror("web", func(p *corev1.Pod) bool {
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
 		return p.UID != m.UID && p.Spec.Containers[0].Image == "nginx:1.27" && isRunning(p)
 	})
 }
