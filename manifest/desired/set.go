@@ -44,6 +44,8 @@ type Set struct {
 	// mergedSynced is true when the last merge had every source: until
 	// then a merge is provisional and holds no name against a later one.
 	mergedSynced bool
+	// resolver, if set, chooses the version of each source pod to run.
+	resolver Resolver
 }
 
 // New returns a set fed by the named sources. On a name clash, the pod of
@@ -67,6 +69,25 @@ func (s *Set) SetRunning(hashes []string) {
 	s.running = map[string]bool{}
 	for _, h := range hashes {
 		s.running[h] = true
+	}
+}
+
+// Refresh merges the sources again and notifies subscribers of every key
+// whose pod changed: the resolver's choice changed.
+func (s *Set) Refresh() {
+	s.mu.Lock()
+	oldMerged, oldProblems := s.merged, s.problems
+	s.merged, s.problems = s.merge()
+	changed := changedKeys(oldMerged, s.merged, oldProblems, s.problems)
+	subs := make([]func(types.NamespacedName), 0, len(s.subscribers))
+	for _, fn := range s.subscribers {
+		subs = append(subs, fn)
+	}
+	s.mu.Unlock()
+	for _, key := range changed {
+		for _, fn := range subs {
+			fn(key)
+		}
 	}
 }
 
@@ -115,6 +136,7 @@ func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.N
 	for _, src := range s.sources {
 		snap := s.snapshots[src]
 		for _, sp := range snap.Pods {
+			sp = s.resolve(sp)
 			old, holds := s.holder(sp)
 			if !holds {
 				newcomers = append(newcomers, sp)
