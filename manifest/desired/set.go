@@ -76,19 +76,9 @@ func (s *Set) SetRunning(hashes []string) {
 // whose pod changed: the resolver's choice changed.
 func (s *Set) Refresh() {
 	s.mu.Lock()
-	oldMerged, oldProblems := s.merged, s.problems
-	s.merged, s.problems = s.merge()
-	changed := changedKeys(oldMerged, s.merged, oldProblems, s.problems)
-	subs := make([]func(types.NamespacedName), 0, len(s.subscribers))
-	for _, fn := range s.subscribers {
-		subs = append(subs, fn)
-	}
+	changed, subs := s.remergeLocked()
 	s.mu.Unlock()
-	for _, key := range changed {
-		for _, fn := range subs {
-			fn(key)
-		}
-	}
+	notify(changed, subs)
 }
 
 // Update replaces what source provides and notifies subscribers of every key
@@ -96,6 +86,14 @@ func (s *Set) Refresh() {
 func (s *Set) Update(source string, snap Snapshot) {
 	s.mu.Lock()
 	s.snapshots[source] = snap
+	changed, subs := s.remergeLocked()
+	s.mu.Unlock()
+	notify(changed, subs)
+}
+
+// remergeLocked merges the snapshots and returns the keys that changed
+// and the subscribers to tell. Callers hold s.mu.
+func (s *Set) remergeLocked() ([]types.NamespacedName, []func(types.NamespacedName)) {
 	oldMerged, oldProblems := s.merged, s.problems
 	s.merged, s.problems = s.merge()
 	s.mergedSynced = s.syncedLocked()
@@ -107,8 +105,11 @@ func (s *Set) Update(source string, snap Snapshot) {
 	for _, fn := range s.subscribers {
 		subs = append(subs, fn)
 	}
-	s.mu.Unlock()
-	for _, key := range changed {
+	return changed, subs
+}
+
+func notify(keys []types.NamespacedName, subs []func(types.NamespacedName)) {
+	for _, key := range keys {
 		for _, fn := range subs {
 			fn(key)
 		}
