@@ -8,8 +8,8 @@
 // CrashLoopBackOff or a Failed pod rolls it back at once; at the end of
 // the window (counted from when the revision appeared, or from this
 // mirrorlet's start if later, so a restart never judges a pod before its
-// probes ran) a revision that is Ready is settled, one that is not is
-// rolled back. Rolling back pins the newest earlier revision that was
+// probes ran) a revision that is Ready (or Succeeded) is settled, one
+// that is not is rolled back. Rolling back pins the newest earlier revision that was
 // Ready and was never rolled back, records a RolledBack Warning Event on
 // the mirror and counts mirrorlet_revision_rollbacks_total; the desired set
 // then runs the pinned revision. The failed revision is not judged or run

@@ -48,11 +48,11 @@ func (c *Controller) judge(key types.NamespacedName) time.Duration {
 	if left := start.Add(after).Sub(now); left > 0 {
 		return left
 	}
-	if ready {
+	if ready || st.Phase == corev1.PodSucceeded {
 		if err := c.cfg.Revisions.MarkSettled(key, sp.Hash); err != nil {
 			c.cfg.Log.Error(err, "Cannot record a settled revision", "pod", key, "revision", rev.Number)
 		}
-		c.cfg.Log.Info("Revision Ready within its rollback window", "pod", key, "revision", rev.Number)
+		c.cfg.Log.Info("Revision Ready (or Succeeded) within its rollback window", "pod", key, "revision", rev.Number)
 		return 0
 	}
 	c.rollBack(key, rev, revisions.ReasonNotReady, "was not Ready within "+after.String())
