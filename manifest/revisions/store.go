@@ -29,13 +29,16 @@ const (
 
 // Pin reasons.
 const (
-	ReasonNotReady     = "NotReady"
-	ReasonCrashLoop    = "CrashLoopBackOff"
-	ReasonFailed       = "Failed"
-	ReasonManual       = "ManualRollback"
-	defaultLimit       = 5
-	historyFileSuffix  = ".json"
-	temporaryFilPrefix = ".tmp-"
+	ReasonNotReady  = "NotReady"
+	ReasonCrashLoop = "CrashLoopBackOff"
+	ReasonFailed    = "Failed"
+	ReasonManual    = "ManualRollback"
+)
+
+const (
+	defaultLimit        = 5
+	historyFileSuffix   = ".json"
+	temporaryFilePrefix = ".tmp-"
 )
 
 // ErrNoGoodRevision is returned by RollBack when no earlier revision was
@@ -84,7 +87,7 @@ func Open(cfg Config) (*Store, error) {
 	for _, e := range entries {
 		path := filepath.Join(cfg.Dir, e.Name())
 		switch {
-		case strings.HasPrefix(e.Name(), temporaryFilPrefix):
+		case strings.HasPrefix(e.Name(), temporaryFilePrefix):
 			_ = os.Remove(path) // left by a crash
 		case e.IsDir() || !strings.HasSuffix(e.Name(), historyFileSuffix):
 		default:
