@@ -33,30 +33,51 @@ func (c *Controller) judge(key types.NamespacedName) time.Duration {
 			c.cfg.Log.Error(err, "Cannot record a Ready revision", "pod", key, "revision", rev.Number)
 		}
 	}
-	after, optedIn := manifest.RollbackAfter(sp.Pod)
-	if !optedIn || sp.Pod.Annotations[revisions.AnnotationPinnedReason] != "" || rev.Settled || rev.Failed != "" {
+	after, judged := judgedWindow(sp, rev)
+	if !judged {
 		return 0
 	}
 	if reason, msg := failing(st); reason != "" {
 		c.rollBack(key, rev, reason, msg)
 		return 0
 	}
+	if left := c.windowEnd(rev, after).Sub(now); left > 0 {
+		return left
+	}
+	c.endWindow(key, rev, after, ready || st.Phase == corev1.PodSucceeded)
+	return 0
+}
+
+// judgedWindow returns the rollback window of sp's revision rev; judged is
+// false when the pod did not opt in, runs a pinned revision, or rev was
+// judged already.
+func judgedWindow(sp *manifest.StaticPod, rev revisions.Revision) (after time.Duration, judged bool) {
+	after, optedIn := manifest.RollbackAfter(sp.Pod)
+	pinned := sp.Pod.Annotations[revisions.AnnotationPinnedReason] != ""
+	return after, optedIn && !pinned && !rev.Settled && rev.Failed == ""
+}
+
+// windowEnd is when the window of rev ends: after from when it appeared,
+// or from this controller's start if later.
+func (c *Controller) windowEnd(rev revisions.Revision, after time.Duration) time.Time {
 	start := rev.Created
 	if c.started.After(start) {
 		start = c.started
 	}
-	if left := start.Add(after).Sub(now); left > 0 {
-		return left
+	return start.Add(after)
+}
+
+// endWindow settles rev when it is good at the end of its window, else
+// rolls it back.
+func (c *Controller) endWindow(key types.NamespacedName, rev revisions.Revision, after time.Duration, good bool) {
+	if !good {
+		c.rollBack(key, rev, revisions.ReasonNotReady, "was not Ready within "+after.String())
+		return
 	}
-	if ready || st.Phase == corev1.PodSucceeded {
-		if err := c.cfg.Revisions.MarkSettled(key, sp.Hash); err != nil {
-			c.cfg.Log.Error(err, "Cannot record a settled revision", "pod", key, "revision", rev.Number)
-		}
-		c.cfg.Log.Info("Revision Ready (or Succeeded) within its rollback window", "pod", key, "revision", rev.Number)
-		return 0
+	if err := c.cfg.Revisions.MarkSettled(key, rev.Hash); err != nil {
+		c.cfg.Log.Error(err, "Cannot record a settled revision", "pod", key, "revision", rev.Number)
 	}
-	c.rollBack(key, rev, revisions.ReasonNotReady, "was not Ready within "+after.String())
-	return 0
+	c.cfg.Log.Info("Revision Ready (or Succeeded) within its rollback window", "pod", key, "revision", rev.Number)
 }
 
 func podReady(st corev1.PodStatus) bool {
