@@ -42,7 +42,12 @@ func Load(data []byte, id Identity) (*StaticPod, error) {
 	if err != nil {
 		return nil, &Error{Origin: id.Origin, Err: err}
 	}
-	return LoadPod(pod, id)
+	sp, err := LoadPod(pod, id)
+	if err != nil {
+		return nil, err
+	}
+	sp.Content = data
+	return sp, nil
 }
 
 func fieldRequired(path ...string) field.ErrorList {

@@ -39,6 +39,9 @@ type StaticPod struct {
 	Origin string
 	// Hash is the spec hash (see the package doc).
 	Hash string
+	// Content is the manifest as its source read it (a file's bytes); nil
+	// when the pod came from a list (a manifest URL's PodList).
+	Content []byte
 }
 
 // Key returns the namespace and name of the static pod and of its mirror.

@@ -91,6 +91,8 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	add(groupRuntime, "--root-dir", "root-dir")
 	f.StringVar(&c.PodLogsDir, "pod-logs-dir", c.PodLogsDir, "Directory of container logs, as <namespace>_<name>_<uid>/<container>/<attempt>.log.")
 	add(groupRuntime, "podLogsDir (config file)", "pod-logs-dir")
+	f.Int32Var(c.RevisionHistoryLimit, "revision-history-limit", *c.RevisionHistoryLimit, "Revisions kept per static pod under --root-dir/revisions, for mirrorlet history and rollback.")
+	add(groupRuntime, "", "revision-history-limit")
 	f.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "Address of /healthz, /readyz and /status; 0 disables.")
 	add(groupServe, "", "healthz-bind-address")
 	f.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of Prometheus /metrics; 0 disables.")
@@ -149,7 +151,7 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 		NodeName: c.NodeName, PodManifestPath: c.StaticPodPath, FileCheckFrequency: c.FileCheckFrequency.Duration,
 		ManifestURL: c.StaticPodURL, ManifestURLHeader: c.StaticPodURLHeader, ManifestURLCAFile: c.StaticPodURLCAFile,
 		HTTPCheckFrequency: c.HTTPCheckFrequency.Duration, RuntimeEndpoint: c.ContainerRuntimeEndpoint,
-		RootDir: c.RootDir, PodLogsDir: c.PodLogsDir,
+		RootDir: c.RootDir, PodLogsDir: c.PodLogsDir, RevisionHistoryLimit: int(*c.RevisionHistoryLimit),
 		NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
 		HealthzBindAddress: c.HealthzBindAddress, MetricsBindAddress: c.MetricsBindAddress,
 		NodeIP: c.NodeIP,

@@ -60,7 +60,8 @@ func newAgentCommand(fl *agentFlags) *cobra.Command {
 		},
 	}
 	fl.bind(cmd)
-	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand(), newLogsCommand(), newConfigCommand())
+	cmd.AddCommand(newVersionCommand(), newValidateCommand(), newStatusCommand(), newLogsCommand(), newConfigCommand(),
+		newHistoryCommand(), newRollbackCommand())
 	return cmd
 }
 

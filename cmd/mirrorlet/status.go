@@ -61,6 +61,11 @@ func printStatus(w io.Writer, rep *app.StatusReport) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, p := range rep.Pods {
+		if p.Pinned != "" {
+			_, _ = fmt.Fprintf(w, "pinned: %s runs revision %s (%s)\n", p.Name, p.Revision, p.Pinned)
+		}
+	}
 	for _, p := range rep.Problems {
 		_, _ = fmt.Fprintf(w, "not loaded: %s\n", p)
 	}

@@ -19,6 +19,6 @@ func PodStatus(sp *manifest.StaticPod, states *podstate.Store, problems []desire
 	}
 	return computeStatus(statusInput{
 		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: problems,
-		hostIP: hostIP, runtimeName: runtimeName, now: now,
+		hostIP: hostIP, runtimeName: runtimeName, now: now, annotations: sp.Pod.Annotations,
 	})
 }

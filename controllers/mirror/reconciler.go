@@ -282,6 +282,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 	st := computeStatus(statusInput{
 		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: r.cfg.Desired.Problems(sp.Key()),
 		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
+		annotations: sp.Pod.Annotations,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return nil

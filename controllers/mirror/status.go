@@ -30,6 +30,8 @@ type statusInput struct {
 	hostIP      string
 	runtimeName string
 	now         time.Time
+	// annotations are the static pod's: they say when a pinned revision runs.
+	annotations map[string]string
 }
 
 // computeStatus turns runtime state into pod status. Times are truncated to
@@ -239,6 +241,9 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 		manifestCondition(in.problems),
+	}
+	if c, ok := rolledBackCondition(in.annotations); ok {
+		conds = append(conds, c)
 	}
 	for i := range conds {
 		c := &conds[i]

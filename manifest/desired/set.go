@@ -44,6 +44,8 @@ type Set struct {
 	// mergedSynced is true when the last merge had every source: until
 	// then a merge is provisional and holds no name against a later one.
 	mergedSynced bool
+	// resolver, if set, chooses the version of each source pod to run.
+	resolver Resolver
 }
 
 // New returns a set fed by the named sources. On a name clash, the pod of
@@ -70,11 +72,28 @@ func (s *Set) SetRunning(hashes []string) {
 	}
 }
 
+// Refresh merges the sources again and notifies subscribers of every key
+// whose pod changed: the resolver's choice changed.
+func (s *Set) Refresh() {
+	s.mu.Lock()
+	changed, subs := s.remergeLocked()
+	s.mu.Unlock()
+	notify(changed, subs)
+}
+
 // Update replaces what source provides and notifies subscribers of every key
 // whose pod or problems changed.
 func (s *Set) Update(source string, snap Snapshot) {
 	s.mu.Lock()
 	s.snapshots[source] = snap
+	changed, subs := s.remergeLocked()
+	s.mu.Unlock()
+	notify(changed, subs)
+}
+
+// remergeLocked merges the snapshots and returns the keys that changed
+// and the subscribers to tell. Callers hold s.mu.
+func (s *Set) remergeLocked() ([]types.NamespacedName, []func(types.NamespacedName)) {
 	oldMerged, oldProblems := s.merged, s.problems
 	s.merged, s.problems = s.merge()
 	s.mergedSynced = s.syncedLocked()
@@ -86,8 +105,11 @@ func (s *Set) Update(source string, snap Snapshot) {
 	for _, fn := range s.subscribers {
 		subs = append(subs, fn)
 	}
-	s.mu.Unlock()
-	for _, key := range changed {
+	return changed, subs
+}
+
+func notify(keys []types.NamespacedName, subs []func(types.NamespacedName)) {
+	for _, key := range keys {
 		for _, fn := range subs {
 			fn(key)
 		}
@@ -115,6 +137,7 @@ func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.N
 	for _, src := range s.sources {
 		snap := s.snapshots[src]
 		for _, sp := range snap.Pods {
+			sp = s.resolve(sp)
 			old, holds := s.holder(sp)
 			if !holds {
 				newcomers = append(newcomers, sp)

@@ -185,3 +185,7 @@ func syncDir(dir string) error {
 	defer func() { _ = d.Close() }()
 	return d.Sync()
 }
+
+// WriteAtomic replaces path with data atomically and durably, as the
+// store writes its entries (for other stores under the root directory).
+func WriteAtomic(path string, data []byte) error { return writeAtomic(path, data) }

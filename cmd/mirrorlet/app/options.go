@@ -69,6 +69,9 @@ type Options struct {
 	HealthzBindAddress string
 	// MetricsBindAddress serves /metrics; "0" disables.
 	MetricsBindAddress string
+	// RevisionHistoryLimit is how many revisions of each static pod are
+	// kept under RootDir/revisions; 0: the store's default (5).
+	RevisionHistoryLimit int
 	// ResyncPeriod of the static pod reconciler; 0: its default.
 	ResyncPeriod time.Duration
 	// NodeIP is the node's InternalIP; default: node.HostIP().

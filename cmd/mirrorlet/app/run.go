@@ -34,6 +34,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
 	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
+	"github.com/mirrorlet/mirrorlet/manifest/revisions"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -58,6 +59,8 @@ type agent struct {
 	notify  *sdnotify.Notifier
 	// logged holds, per source, the manifest problems already logged.
 	logged sync.Map
+	// revisions is the revision store; nil without a root directory.
+	revisions *revisions.Store
 }
 
 // Run runs mirrorlet until ctx ends. It returns an error when it cannot
@@ -104,6 +107,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	g.Go(func() error { cache.Run(ctx); return nil })
 	a.seedRunning(ctx)
+	if err := a.setupRevisions(ctx, g); err != nil {
+		return err
+	}
 	if err := a.setupSources(ctx, g); err != nil {
 		return err
 	}

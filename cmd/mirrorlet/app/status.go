@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
+	"github.com/mirrorlet/mirrorlet/manifest/revisions"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 )
 
@@ -20,6 +21,12 @@ type PodReport struct {
 	Runtime  string   `json:"runtime"`
 	Mirror   string   `json:"mirror"`
 	Problems []string `json:"problems,omitempty"`
+	// Revision is the number of the revision that runs ("" without a
+	// revision store).
+	Revision string `json:"revision,omitempty"`
+	// Pinned says why an earlier revision runs in place of the
+	// manifest's; empty when the manifest's runs.
+	Pinned string `json:"pinned,omitempty"`
 }
 
 // StatusReport is what /status serves.
@@ -36,6 +43,7 @@ func (a *agent) report() StatusReport {
 	for _, sp := range a.desired.List() {
 		pr := PodReport{Name: sp.Key().String(), Source: sp.Source, Origin: sp.Origin, Hash: sp.Hash,
 			Runtime: a.runtimeSummary(sp), Mirror: a.mirrorSummary(sp)}
+		pr.Revision, pr.Pinned = revisionSummary(sp)
 		for _, p := range a.desired.Problems(sp.Key()) {
 			pr.Problems = append(pr.Problems, p.Err.Error())
 		}
@@ -49,6 +57,15 @@ func (a *agent) report() StatusReport {
 	}
 	sort.Strings(rep.Problems)
 	return rep
+}
+
+// revisionSummary returns the running revision and why it is pinned.
+func revisionSummary(sp *manifest.StaticPod) (revision, pinned string) {
+	revision = sp.Pod.Annotations[revisions.AnnotationRevision]
+	if reason := sp.Pod.Annotations[revisions.AnnotationPinnedReason]; reason != "" {
+		pinned = reason + ": " + sp.Pod.Annotations[revisions.AnnotationPinnedMessage]
+	}
+	return revision, pinned
 }
 
 func (a *agent) runtimeSummary(sp *manifest.StaticPod) string {

@@ -44,6 +44,9 @@ func SetDefaults(c *MirrorletConfiguration) {
 	if c.RegisterNode == nil {
 		c.RegisterNode = ptr.To(true)
 	}
+	if c.RevisionHistoryLimit == nil {
+		c.RevisionHistoryLimit = ptr.To[int32](5)
+	}
 	if c.KubeAPIQPS == nil {
 		c.KubeAPIQPS = ptr.To[float32](50)
 	}
@@ -88,6 +91,9 @@ func Validate(c *MirrorletConfiguration) field.ErrorList {
 	}
 	errs = append(errs, validateNode(c)...)
 	errs = append(errs, validateNodeAPI(c)...)
+	if l := c.RevisionHistoryLimit; l != nil && *l < 1 {
+		errs = append(errs, field.Invalid(field.NewPath("revisionHistoryLimit"), *l, "must be at least 1"))
+	}
 	for name, addr := range map[string]string{"healthzBindAddress": c.HealthzBindAddress, "metricsBindAddress": c.MetricsBindAddress} {
 		if addr == "0" {
 			continue

@@ -48,6 +48,10 @@ type MirrorletConfiguration struct {
 	RootDir string `json:"rootDir,omitempty"`
 	// PodLogsDir is where container logs are written; default /var/log/pods.
 	PodLogsDir string `json:"podLogsDir,omitempty"`
+	// RevisionHistoryLimit is how many revisions of each static pod are
+	// kept under RootDir/revisions for mirrorlet history and rollback;
+	// default 5.
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 	// NodeLabels are added to the Node when mirrorlet registers it.
 	NodeLabels map[string]string `json:"nodeLabels,omitempty"`
 	// RegisterNode makes mirrorlet register its Node; default true.
