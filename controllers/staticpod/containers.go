@@ -169,7 +169,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
 		s.w.log.Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
-		s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
+		s.w.e.cfg.Events.Event(s.sp.Key(), c.Name, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
 	case err != nil:
 		// The runtime may hold a half-made container: refresh, and retry
 		// with back-off.
