@@ -1,6 +1,7 @@
 package staticpod
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -236,5 +237,30 @@ func TestCreateErrorBacksOff(t *testing.T) {
 	f.settle(f.sp.Key())
 	if p := f.pod(); p.Latest("c") == nil || p.Latest("c").State != mruntime.ContainerRunning {
 		t.Fatalf("container not running after the back-off")
+	}
+}
+
+// A missing image under imagePullPolicy Never is ErrImageNeverPull at
+// every sync, as in the kubelet: no pull was made, so there is no pull
+// back-off (never ImagePullBackOff); once the image is there, it starts.
+func TestImageNeverPulledIsNotBackedOff(t *testing.T) {
+	f := newFixture(t, strings.Replace(manifestWithPolicy("Always"), `image: "i:1"`, `image: "i:1", imagePullPolicy: Never`, 1))
+	f.rt.SetImageMissing("i:1", true)
+	f.want(true)
+	for range 3 {
+		res := f.settle(f.sp.Key())
+		st, _ := f.e.cfg.States.Get(f.sp.Key())
+		if w := st.Waiting["c"]; w.Reason != "ErrImageNeverPull" || w.Message != `Container image "i:1" is not present with pull policy of Never` {
+			t.Fatalf("waiting %+v, want ErrImageNeverPull in the kubelet's words", w)
+		}
+		if res.requeue != 0 {
+			t.Errorf("requeued after %s: a Never image is tried again at the resync, not on a back-off", res.requeue)
+		}
+		f.clock.Step(11 * time.Second)
+	}
+	f.rt.SetImageMissing("i:1", false)
+	f.settle(f.sp.Key())
+	if c := f.latest("c"); c == nil || c.State != mruntime.ContainerRunning {
+		t.Fatalf("container %+v once the image is there, want running", c)
 	}
 }

@@ -140,6 +140,9 @@ func (r *Runtime) StartContainer(_ context.Context, pod *corev1.Pod, sandboxID s
 		return "", fmt.Errorf("sandbox %s: %w", sandboxID, runtime.ErrNotFound)
 	}
 	if r.missingImages.Has(c.Image) {
+		if c.ImagePullPolicy == corev1.PullNever {
+			return "", fmt.Errorf("%w: container image %q is not present with pull policy of Never", runtime.ErrImageNeverPull, c.Image)
+		}
 		return "", fmt.Errorf("pulling image %q: %w", c.Image, runtime.ErrImagePull)
 	}
 	if !p.Ready {
@@ -388,7 +391,8 @@ func (r *Runtime) announce(uid types.UID) {
 	}
 }
 
-// SetImageMissing makes StartContainer fail with ErrImagePull for image.
+// SetImageMissing makes StartContainer fail with ErrImagePull for image
+// (ErrImageNeverPull under imagePullPolicy Never).
 func (r *Runtime) SetImageMissing(image string, missing bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
