@@ -74,7 +74,8 @@ type Runtime interface {
 
 	// Changes returns a channel that receives the UID of a pod whenever one
 	// of its containers or its sandbox changes state on its own (a container
-	// exits or is killed from outside). Sends never block: a slow reader may
+	// exits or is killed from outside), or "" when any pod may have changed
+	// unseen (an event stream broke). Sends never block: a slow reader may
 	// miss a UID and must also resync periodically. May return nil when the
 	// runtime cannot tell; callers then rely on periodic resyncs.
 	Changes() <-chan types.UID
