@@ -103,7 +103,7 @@ func startFake(t *testing.T, f *fakeCRI) *Runtime {
 	t.Cleanup(srv.Stop)
 	r, err := New(t.Context(), Options{
 		Endpoint: "unix://" + sock, RootDir: t.TempDir(), PodLogsDir: t.TempDir(),
-		EventsConfirm: 200 * time.Millisecond,
+		EventsConfirm:  200 * time.Millisecond,
 		EventsRetryMin: 20 * time.Millisecond, EventsRetryMax: 100 * time.Millisecond,
 	})
 	if err != nil {
