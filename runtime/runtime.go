@@ -89,6 +89,15 @@ type UIDLister interface {
 	ListPodsOf(ctx context.Context, uid types.UID) ([]Pod, error)
 }
 
+// PodDataLister is implemented by runtimes that can say which pods they
+// keep data of, so that the data of a pod version that went while
+// mirrorlet was stopped (no sandbox left to find it by) is removed too.
+type PodDataLister interface {
+	// PodDataUIDs returns the UIDs of the pods whose data (as
+	// RemovePodData removes it) the runtime keeps.
+	PodDataUIDs(ctx context.Context) ([]types.UID, error)
+}
+
 // EventStreamer is implemented by runtimes whose Changes channel is fed by
 // the runtime's own events (CRI GetContainerEvents) rather than by polling.
 // The runtime cache then relists less often.

@@ -148,6 +148,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.ready = true
 	e.mu.Unlock()
 	e.wakeAll()
+	e.wg.Go(func() { e.sweepOrphanData(ctx) })
 	ticker := e.cfg.Clock.NewTicker(e.cfg.ResyncPeriod)
 	defer ticker.Stop()
 	for {
