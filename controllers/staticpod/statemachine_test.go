@@ -1,6 +1,7 @@
 package staticpod
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,35 @@ func (f *fixture) pod() mruntime.Pod {
 		f.t.Fatalf("runtime runs %d sandboxes, want 1", len(pods))
 	}
 	return pods[0]
+}
+
+// newest returns the runtime's newest sandbox.
+func (f *fixture) newest() mruntime.Pod {
+	f.t.Helper()
+	p := newestSandbox(f.rt.Pods(), false)
+	if p == nil {
+		f.t.Fatal("the runtime runs no sandbox")
+	}
+	return *p
+}
+
+// wantLastState checks that the published state of the pod shows container
+// c running with the exited attempt prev before it (the mirror's lastState).
+func (f *fixture) wantLastState(prev uint32) {
+	f.t.Helper()
+	st, _ := f.e.cfg.States.Get(f.sp.Key())
+	if st.Pod == nil {
+		f.t.Fatal("no runtime pod published")
+	}
+	var exited []uint32
+	for _, c := range st.Pod.Containers {
+		if c.Name == "c" && c.State == mruntime.ContainerExited {
+			exited = append(exited, c.Attempt)
+		}
+	}
+	if l := st.Pod.Latest("c"); l == nil || l.State != mruntime.ContainerRunning || !slices.Contains(exited, prev) {
+		f.t.Errorf("published attempts: latest %+v, exited %v; want running with exited attempt %d (lastState)", l, exited, prev)
+	}
 }
 
 func TestContainerLeftCreatedIsReplaced(t *testing.T) {
@@ -179,13 +209,14 @@ func TestLostSandboxKeepsDataAndRestartCount(t *testing.T) {
 	f.rt.SetImageMissing("i:1", false)
 	f.clock.Step(time.Minute)
 	f.settle(f.sp.Key())
-	after := f.pod()
+	after := f.newest()
 	if after.SandboxID == before.SandboxID || !after.Ready {
 		t.Fatalf("no new sandbox after the old one died")
 	}
 	if c := after.Latest("c"); c.Attempt != 3 {
 		t.Errorf("attempt %d in the new sandbox, want 3 (restart count continues)", c.Attempt)
 	}
+	f.wantLastState(2)
 	if f.rt.RemovedData(uid) != 0 {
 		t.Errorf("pod data removed with a lost sandbox")
 	}
@@ -195,7 +226,8 @@ func TestLostSandboxKeepsDataAndRestartCount(t *testing.T) {
 	}
 	f.workers = map[types.NamespacedName]*worker{}
 	f.settle(f.sp.Key())
-	if p := f.pod(); p.Latest("c").Attempt != 4 {
+	f.wantLastState(3)
+	if p := f.newest(); p.Latest("c").Attempt != 4 {
 		c := p.Latest("c")
 		t.Errorf("attempt %d after a restart of mirrorlet and a lost sandbox, want 4", c.Attempt)
 	}
