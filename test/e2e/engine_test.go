@@ -235,9 +235,7 @@ func TestPauseKilledKeepsDataAndRestartCount(t *testing.T) {
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
 	n.writeManifest("keep.yaml", pod)
 	started := n.waitRunning("keep", 2*time.Minute).Status.ContainerStatuses[0].State.Running.StartedAt
-	if _, err := get(port, "/write?path=/data/x&data=kept"); err != nil {
-		t.Fatal(err)
-	}
+	answer(t, port, "/write?path=/data/x&data=kept")
 	before, _ := n.runtimePod("keep")
 	if err := syscall.Kill(pausePID(t, before.SandboxID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)

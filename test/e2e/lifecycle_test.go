@@ -141,7 +141,7 @@ func TestManifestUpdateReplacesContainer(t *testing.T) {
 // runningWeb starts a node running one web pod ("web", from web.yaml) and
 // returns it with its port, container ID and first answer (which names
 // the server's pid, so an unchanged answer means an unrestarted server).
-func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, answer string) {
+func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, body string) {
 	t.Helper()
 	n = startNode(t)
 	port = freePort(t)
@@ -149,11 +149,7 @@ func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, answer st
 	n.writeManifest("web.yaml", pod)
 	m := n.waitRunning("web", 2*time.Minute)
 	id = m.Status.ContainerStatuses[0].ContainerID
-	answer, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, pod, port, id, answer
+	return n, pod, port, id, answer(t, port, "/")
 }
 
 // TestLabelEditKeepsContainer: a metadata-only edit updates the mirror in
