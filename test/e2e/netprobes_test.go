@@ -23,7 +23,7 @@ func (n *node) waitContainerEvent(pod, container, eventType, reason string, part
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		var events corev1.EventList
 		if err := k8s.List(context.Background(), &events, client.InNamespace("default")); err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the API may fail for a moment: poll again
 		}
 		seen = seen[:0]
 		for _, e := range events.Items {

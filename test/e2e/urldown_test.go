@@ -82,7 +82,8 @@ func TestManifestURLDownAtBootRunsLastGoodPods(t *testing.T) {
 
 	n.stop(syscall.SIGTERM)
 	stopURL()
-	if _, err := http.Get(url); err == nil {
+	if resp, err := http.Get(url); err == nil {
+		_ = resp.Body.Close()
 		t.Fatal("the manifest URL still answers")
 	}
 	if err := k8s.Delete(context.Background(), m, client.GracePeriodSeconds(0)); err != nil {
