@@ -17,7 +17,7 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 UNIT_PKGS := ./cmd/... ./controllers/... ./filesafety/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/...
 # The e2e tests that also run on Debian's containerd 1.6 (no CRI container
 # events: the polling fallback): a pod's life on the node.
-LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods)$$
+LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods|PauseKilledKeepsDataAndRestartCount)$$
 
 .PHONY: help
 help: ## Show this help.
