@@ -79,9 +79,7 @@ func TestTCPSocketAndGRPCProbes(t *testing.T) {
 		ready bool
 	}{{"/sick", false}, {"/well", true}} {
 		for _, port := range []int{tcpWeb, grpcWeb} {
-			if _, err := get(port, step.path); err != nil {
-				t.Fatal(err)
-			}
+			answer(t, port, step.path)
 		}
 		want := map[bool]corev1.ConditionStatus{true: corev1.ConditionTrue, false: corev1.ConditionFalse}[step.ready]
 		eventually(t, time.Minute, fmt.Sprintf("both containers ready=%t after %s", step.ready, step.path), func() bool {
@@ -96,10 +94,12 @@ func TestTCPSocketAndGRPCProbes(t *testing.T) {
 			}
 		}
 		if !step.ready {
+			// A series keeps its first message: a failure before the server
+			// listened (a loaded node) would be the one shown, so only the
+			// container's own failure is asked for here.
 			n.waitContainerEvent("netprobes", "tcp", corev1.EventTypeWarning, "Unhealthy",
 				"Readiness probe failed: dial tcp ", fmt.Sprintf(":%d: connect: connection refused", tcpPort))
-			n.waitContainerEvent("netprobes", "grpc", corev1.EventTypeWarning, "Unhealthy",
-				`Readiness probe failed: service unhealthy (responded with "NOT_SERVING")`)
+			n.waitContainerEvent("netprobes", "grpc", corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: ")
 		}
 	}
 }

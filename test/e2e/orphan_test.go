@@ -38,8 +38,8 @@ func TestDataOfVersionGoneWhileStoppedIsRemoved(t *testing.T) {
 		_, logErr := os.Stat(oldLogs[0])
 		return errors.Is(dataErr, fs.ErrNotExist) && errors.Is(logErr, fs.ErrNotExist)
 	})
-	if body, err := get(port, "/"); err != nil || !strings.HasPrefix(body, "second version") {
-		t.Errorf("the new version answers %q, %v", body, err)
+	if body := answer(t, port, "/"); !strings.HasPrefix(body, "second version") {
+		t.Errorf("the new version answers %q", body)
 	}
 	cur, _ := n.runtimePod("web")
 	if _, err := os.Stat(filepath.Join(n.root, "pods", string(cur.UID))); err != nil {

@@ -74,10 +74,7 @@ func TestManifestURLDownAtBootRunsLastGoodPods(t *testing.T) {
 	})
 	m := n.waitRunning("fromurl", 2*time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
-	before, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := answer(t, port, "/")
 	sandboxes := n.runtimePods()
 
 	n.stop(syscall.SIGTERM)
