@@ -17,7 +17,7 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 UNIT_PKGS := ./cmd/... ./controllers/... ./filesafety/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/...
 # The e2e tests that also run on Debian's containerd 1.6 (no CRI container
 # events: the polling fallback): a pod's life on the node.
-LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough)$$
+LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods|PauseKilledKeepsDataAndRestartCount)$$
 
 .PHONY: help
 help: ## Show this help.
@@ -52,7 +52,7 @@ test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private c
 	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/...
 
 .PHONY: test-e2e-containerd1.6
-test-e2e-containerd1.6: ## Run the lifecycle end-to-end tests on Debian's containerd 1.6 (polling, no CRI events; needs root).
+test-e2e-containerd1.6: ## Run the lifecycle end-to-end tests on Debian's containerd 1.6 (no CRI events: the runtime cache relists; needs root).
 	hack/containerd.sh install
 	MIRRORLET_CONTAINERD=1.6 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '$(LIFECYCLE_E2E)' ./test/e2e/...
 

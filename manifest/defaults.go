@@ -60,6 +60,9 @@ func defaultContainer(c *corev1.Container, hostNetwork bool) {
 			port.HostPort = port.ContainerPort
 		}
 	}
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		defaultProbe(p)
+	}
 	for name, limit := range c.Resources.Limits {
 		if _, ok := c.Resources.Requests[name]; !ok {
 			if c.Resources.Requests == nil {
@@ -67,6 +70,34 @@ func defaultContainer(c *corev1.Container, hostNetwork bool) {
 			}
 			c.Resources.Requests[name] = limit.DeepCopy()
 		}
+	}
+}
+
+// defaultProbe applies the API server's probe defaults: 1 s timeout, 10 s
+// period, thresholds 1 and 3, httpGet path "/" over HTTP, grpc service "".
+func defaultProbe(p *corev1.Probe) {
+	if p == nil {
+		return
+	}
+	setIfZero := func(v *int32, def int32) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setIfZero(&p.TimeoutSeconds, 1)
+	setIfZero(&p.PeriodSeconds, 10)
+	setIfZero(&p.SuccessThreshold, 1)
+	setIfZero(&p.FailureThreshold, 3)
+	if h := p.HTTPGet; h != nil {
+		if h.Path == "" {
+			h.Path = "/"
+		}
+		if h.Scheme == "" {
+			h.Scheme = corev1.URISchemeHTTP
+		}
+	}
+	if g := p.GRPC; g != nil && g.Service == nil {
+		g.Service = ptr.To("")
 	}
 }
 

@@ -86,6 +86,7 @@ func TestIdentityAndDefaults(t *testing.T) {
 
 func TestSpecHash(t *testing.T) {
 	base := load(t, validPod, "n1", "/m/web.yaml").Hash
+	probed := load(t, withProbe, "n1", "/m/web.yaml").Hash
 	for _, tc := range []struct {
 		name, data, node, origin string
 		same                     bool
@@ -94,15 +95,23 @@ func TestSpecHash(t *testing.T) {
 		{"label edit", strings.Replace(validPod, "role: myrole", "role: other", 1), "n1", "/m/web.yaml", true},
 		{"annotation added", strings.Replace(validPod, "  labels:", "  annotations: {a: b}\n  labels:", 1), "n1", "/m/web.yaml", true},
 		{"default spelled out", strings.Replace(validPod, "spec:\n", "spec:\n  restartPolicy: Always\n", 1), "n1", "/m/web.yaml", true},
+		{"probe defaults spelled out", strings.Replace(withProbe, "readinessProbe: {httpGet: {port: 80}}",
+			"readinessProbe: {httpGet: {port: 80, path: /, scheme: HTTP}, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3}", 1),
+			"n1", "/m/web.yaml", true},
+		{"probe period changed", strings.Replace(withProbe, "readinessProbe: {httpGet: {port: 80}}",
+			"readinessProbe: {httpGet: {port: 80}, periodSeconds: 5}", 1), "n1", "/m/web.yaml", false},
 		{"image change", strings.Replace(validPod, "nginx:1.27", "nginx:1.28", 1), "n1", "/m/web.yaml", false},
 		{"other node", validPod, "n2", "/m/web.yaml", false},
 		{"other file", validPod, "n1", "/m/web2.yaml", false},
 		{"env var reading a label added", withEnvLabel, "n1", "/m/web.yaml", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := load(t, tc.data, tc.node, tc.origin).Hash
-			if (got == base) != tc.same {
-				t.Errorf("hash %s vs %s: same=%v, want %v", got, base, got == base, tc.same)
+			got, want := load(t, tc.data, tc.node, tc.origin).Hash, base
+			if strings.Contains(tc.data, "readinessProbe") {
+				want = probed
+			}
+			if (got == want) != tc.same {
+				t.Errorf("hash %s vs %s: same=%v, want %v", got, want, got == want, tc.same)
 			}
 		})
 	}
@@ -125,6 +134,11 @@ func TestSpecHash(t *testing.T) {
 		})
 	}
 }
+
+// withProbe is validPod with a readiness probe that leaves every default
+// out.
+var withProbe = strings.Replace(validPod, "    image: nginx:1.27\n",
+	"    image: nginx:1.27\n    readinessProbe: {httpGet: {port: 80}}\n", 1)
 
 // withEnvLabel is validPod with an env var that reads label "role".
 var withEnvLabel = strings.Replace(validPod, "    image: nginx:1.27\n",

@@ -25,9 +25,10 @@ type Execer interface {
 }
 
 // EventSink records an Event on a static pod's mirror. pod is the static
-// pod's key (the mirror's namespace and name). It must not block.
+// pod's key (the mirror's namespace and name), container the one the Event
+// is about. It must not block.
 type EventSink interface {
-	Event(pod types.NamespacedName, eventType, reason, message string)
+	Event(pod types.NamespacedName, container, eventType, reason, message string)
 }
 
 // Config configures a Manager.
@@ -92,4 +93,4 @@ func (c *Config) validateAndDefault() error {
 
 type discardEvents struct{}
 
-func (discardEvents) Event(types.NamespacedName, string, string, string) {}
+func (discardEvents) Event(types.NamespacedName, string, string, string, string) {}

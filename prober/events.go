@@ -39,5 +39,5 @@ func (w *worker) report(r result, out string, err error) {
 	if len(msg) > maxEventMessage {
 		msg = msg[:maxEventMessage] + "..."
 	}
-	w.m.cfg.Events.Event(w.a.key, corev1.EventTypeWarning, reason, msg)
+	w.m.cfg.Events.Event(w.a.key, w.container.Name, corev1.EventTypeWarning, reason, msg)
 }

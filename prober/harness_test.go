@@ -29,7 +29,7 @@ type probeEvent struct {
 	r           result
 }
 
-type event struct{ eventType, reason, message string }
+type event struct{ eventType, reason, message, container string }
 
 // sink records Events.
 type sink struct {
@@ -37,11 +37,11 @@ type sink struct {
 	events []event
 }
 
-func (s *sink) Event(pod types.NamespacedName, eventType, reason, message string) {
+func (s *sink) Event(pod types.NamespacedName, container, eventType, reason, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pod == testKey {
-		s.events = append(s.events, event{eventType, reason, message})
+		s.events = append(s.events, event{eventType, reason, message, container})
 	}
 }
 

@@ -69,7 +69,7 @@ func TestHTTPGetByNamedPortWithHeaders(t *testing.T) {
 	if st := h.status("c1", notReady); st.LivenessFailed || st.Message != "HTTP probe failed with statuscode: 503" {
 		t.Errorf("status %+v", st)
 	}
-	want := event{corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"}
+	want := event{corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", "web"}
 	if ev := h.events.all(); len(ev) != 1 || ev[0] != want {
 		t.Errorf("events %+v, want %+v", ev, want)
 	}

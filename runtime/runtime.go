@@ -74,7 +74,8 @@ type Runtime interface {
 
 	// Changes returns a channel that receives the UID of a pod whenever one
 	// of its containers or its sandbox changes state on its own (a container
-	// exits or is killed from outside). Sends never block: a slow reader may
+	// exits or is killed from outside), or "" when any pod may have changed
+	// unseen (an event stream broke). Sends never block: a slow reader may
 	// miss a UID and must also resync periodically. May return nil when the
 	// runtime cannot tell; callers then rely on periodic resyncs.
 	Changes() <-chan types.UID
@@ -86,6 +87,15 @@ type Runtime interface {
 type UIDLister interface {
 	// ListPodsOf returns what ListPods would return for the pods with uid.
 	ListPodsOf(ctx context.Context, uid types.UID) ([]Pod, error)
+}
+
+// PodDataLister is implemented by runtimes that can say which pods they
+// keep data of, so that the data of a pod version that went while
+// mirrorlet was stopped (no sandbox left to find it by) is removed too.
+type PodDataLister interface {
+	// PodDataUIDs returns the UIDs of the pods whose data (as
+	// RemovePodData removes it) the runtime keeps.
+	PodDataUIDs(ctx context.Context) ([]types.UID, error)
 }
 
 // EventStreamer is implemented by runtimes whose Changes channel is fed by

@@ -144,3 +144,34 @@ staticPodURLAllowHTTP: true
 		}
 	}
 }
+
+// TestRuntimeRequestTimeout: --runtime-request-timeout (config
+// runtimeRequestTimeout) reaches the options; default 2m.
+func TestRuntimeRequestTimeout(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "mirrorlet.yaml")
+	if err := os.WriteFile(cfgFile, []byte("apiVersion: config.mirrorlet.io/v1alpha1\nkind: MirrorletConfiguration\n"+
+		"staticPodPath: /m\nruntimeRequestTimeout: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"--pod-manifest-path", "/m"}, 2 * time.Minute},
+		{[]string{"--config", cfgFile}, 30 * time.Second},
+		{[]string{"--config", cfgFile, "--runtime-request-timeout", "3s"}, 3 * time.Second},
+	} {
+		fl := newAgentFlags()
+		cmd := newAgentCommand(fl)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		opts, _, err := fl.options(cmd.Flags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.RuntimeRequestTimeout != tc.want {
+			t.Errorf("%v: runtime request timeout %s, want %s", tc.args, opts.RuntimeRequestTimeout, tc.want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 // workers' sink).
 type EventSink interface {
 	// Event must not block; it may drop the Event.
-	Event(pod types.NamespacedName, eventType, reason, message string)
+	Event(pod types.NamespacedName, container, eventType, reason, message string)
 }
 
 // Config configures a Controller.
@@ -69,7 +69,7 @@ func New(cfg Config) (*Controller, error) {
 
 type discardEvents struct{}
 
-func (discardEvents) Event(types.NamespacedName, string, string, string) {}
+func (discardEvents) Event(types.NamespacedName, string, string, string, string) {}
 
 // Run judges revisions and applies requests until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {

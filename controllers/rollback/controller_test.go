@@ -27,7 +27,7 @@ type recorded struct {
 	events []string
 }
 
-func (r *recorded) Event(pod types.NamespacedName, eventType, reason, message string) {
+func (r *recorded) Event(pod types.NamespacedName, _, eventType, reason, message string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, fmt.Sprintf("%s %s %s: %s", pod, eventType, reason, message))

@@ -109,7 +109,7 @@ func (c *Controller) rollBack(key types.NamespacedName, rev revisions.Revision, 
 	target, err := c.cfg.Revisions.RollBack(key, rev.Hash, reason, message)
 	if errors.Is(err, revisions.ErrNoGoodRevision) {
 		log.Info("Revision failed and no earlier revision was ever Ready; it keeps running", "failure", message)
-		c.cfg.Events.Event(key, corev1.EventTypeWarning, "FailedRollback",
+		c.cfg.Events.Event(key, "", corev1.EventTypeWarning, "FailedRollback",
 			fmt.Sprintf("revision %d %s; no earlier revision was ever Ready, so it keeps running", rev.Number, message))
 		return
 	}
@@ -120,6 +120,6 @@ func (c *Controller) rollBack(key types.NamespacedName, rev revisions.Revision, 
 	log.Info("Rolled back to an earlier revision", "to", target.Number, "failure", message)
 	rollbacks.WithLabelValues(key.String(), reason).Inc()
 	c.cfg.Desired.Refresh()
-	c.cfg.Events.Event(key, corev1.EventTypeWarning, "RolledBack",
+	c.cfg.Events.Event(key, "", corev1.EventTypeWarning, "RolledBack",
 		fmt.Sprintf("Revision %d %s; rolled back to revision %d until the manifest changes", rev.Number, message, target.Number))
 }

@@ -41,7 +41,7 @@ func (c *Controller) apply(r revisions.Request) revisions.Result {
 	c.cfg.Log.Info("Rollback requested; revision pinned", "pod", key, "revision", rev.Number)
 	rollbacks.WithLabelValues(key.String(), revisions.ReasonManual).Inc()
 	c.cfg.Desired.Refresh()
-	c.cfg.Events.Event(key, corev1.EventTypeNormal, "PinnedRevision",
+	c.cfg.Events.Event(key, "", corev1.EventTypeNormal, "PinnedRevision",
 		fmt.Sprintf("mirrorlet rollback: revision %d runs until the manifest changes", rev.Number))
 	return revisions.Result{Key: r.Key, Revision: rev.Number}
 }

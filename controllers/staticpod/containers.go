@@ -151,13 +151,15 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 	attempt := s.w.nextAttempt(uid, c.Name)
 	id, err := s.w.e.cfg.Runtime.StartContainer(ctx, s.sp.Pod, s.cur.SandboxID, c, attempt)
 	switch {
+	case errors.Is(err, mruntime.ErrImageNeverPull):
+		// As the kubelet: nothing was pulled, so no pull back-off; tried
+		// again at the next sync (resync period).
+		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImageNeverPull",
+			Message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
+		s.w.log.Error(err, "Image not present with pull policy Never", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrImagePull):
 		b.Next(pullKey, now)
-		reason := "ErrImagePull"
-		if errors.Is(err, mruntime.ErrImageNeverPull) {
-			reason = "ErrImageNeverPull"
-		}
-		s.waiting[c.Name] = podstate.Waiting{Reason: reason, Message: err.Error()}
+		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImagePull", Message: err.Error()}
 		s.w.pullErrs[pullKey] = s.waiting[c.Name]
 		s.requeueIn(b.Get(pullKey))
 		s.w.log.Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
@@ -169,7 +171,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
 		s.w.log.Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
-		s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
+		s.w.e.cfg.Events.Event(s.sp.Key(), c.Name, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
 	case err != nil:
 		// The runtime may hold a half-made container: refresh, and retry
 		// with back-off.

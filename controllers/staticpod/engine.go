@@ -38,9 +38,12 @@ type Prober interface {
 
 // EventSink records Events for users on a static pod's mirror.
 type EventSink interface {
-	// Event records an Event on the mirror of the static pod key; it must
-	// not block (it may drop the Event when the API is unreachable).
-	Event(pod types.NamespacedName, eventType, reason, message string)
+	// Event records an Event on the mirror of the static pod key, about
+	// the named container of it ("" for the pod as a whole: the kubelet's
+	// fieldPath spec.containers{name}, so that Events of two containers
+	// are two series); it must not block (it may drop the Event when the
+	// API is unreachable).
+	Event(pod types.NamespacedName, container, eventType, reason, message string)
 }
 
 // Config configures an Engine.
@@ -119,7 +122,7 @@ func New(cfg Config) (*Engine, error) {
 
 type discardEvents struct{}
 
-func (discardEvents) Event(types.NamespacedName, string, string, string) {}
+func (discardEvents) Event(types.NamespacedName, string, string, string, string) {}
 
 // Run runs the workers until ctx ends, then waits for them. It needs no API
 // server. No worker starts before the runtime cache has listed once.
@@ -145,6 +148,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.ready = true
 	e.mu.Unlock()
 	e.wakeAll()
+	e.wg.Go(func() { e.sweepOrphanData(ctx) })
 	ticker := e.cfg.Clock.NewTicker(e.cfg.ResyncPeriod)
 	defer ticker.Stop()
 	for {

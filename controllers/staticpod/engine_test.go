@@ -160,10 +160,10 @@ type recordedEvents struct {
 	events []string
 }
 
-func (r *recordedEvents) Event(pod types.NamespacedName, eventType, reason, message string) {
+func (r *recordedEvents) Event(pod types.NamespacedName, container, eventType, reason, message string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, fmt.Sprintf("%s %s %s %s", pod, eventType, reason, message))
+	r.events = append(r.events, fmt.Sprintf("%s/%s %s %s %s", pod, container, eventType, reason, message))
 }
 
 func (r *recordedEvents) list() []string {
@@ -194,7 +194,7 @@ func TestProberSeam(t *testing.T) {
 	pr.set(id, prober.Status{Started: true, LivenessFailed: true, Message: "HTTP probe failed with statuscode: 500"})
 	r.e.OnChange(sp.Pod.UID)
 	r.eventually("restarted after the liveness failure", 2*time.Second, func() bool { return r.runningContainer(sp.Pod.UID, 1) })
-	want := "default/web-n1 Normal Killing Container c failed liveness probe, will be restarted"
+	want := "default/web-n1/c Normal Killing Container c failed liveness probe, will be restarted"
 	if got := evs.list(); len(got) != 1 || got[0] != want {
 		t.Errorf("events %q, want [%q]", got, want)
 	}

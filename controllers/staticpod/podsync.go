@@ -17,9 +17,11 @@ import (
 type podSync struct {
 	w  *worker
 	sp *manifest.StaticPod
-	// pods are the runtime's sandboxes of this version; cur the one in use.
+	// pods are the runtime's sandboxes of this version; cur the one in use;
+	// dead the dead sandbox kept for its containers' last states.
 	pods    []mruntime.Pod
 	cur     *mruntime.Pod
+	dead    *mruntime.Pod
 	res     result
 	waiting map[string]podstate.Waiting
 	probes  map[string]podstate.Probe
@@ -34,13 +36,20 @@ func (s *podSync) run(ctx context.Context) (result, error) {
 		return s.finish(ctx, newest)
 	}
 	s.cur = newestSandbox(s.pods, true)
+	s.dead = s.keptDead()
 	for i := range s.pods {
 		p := &s.pods[i]
 		if s.cur != nil && p.SandboxID == s.cur.SandboxID {
 			continue
 		}
-		// A dead sandbox (pause container gone, node rebooted) or an extra
-		// one: its data stays, its attempts are remembered.
+		if s.dead != nil && p.SandboxID == s.dead.SandboxID {
+			if err := s.stopDead(ctx); err != nil {
+				return s.res, err
+			}
+			continue
+		}
+		// A dead sandbox no longer needed or an extra one: its data stays,
+		// its attempts are remembered.
 		if err := s.w.stopPod(ctx, p, graceOf(s.sp, p)); err != nil {
 			return s.res, err
 		}
@@ -179,30 +188,86 @@ func (s *podSync) publish(p *mruntime.Pod) {
 	s.w.e.cfg.States.Set(s.sp.Key(), st)
 }
 
-// carryOver adds to a new sandbox p, for each container it has no attempt
-// of yet, the last attempt published from the sandbox before (as exited,
-// with the container waiting): the mirror keeps its restartCount and
-// lastState while the pod gets a new sandbox.
+// carryOver adds to a new sandbox p, for each container it has no exited
+// attempt of yet, the last attempt of the sandbox before (the dead one kept
+// in the runtime, else the one published before; as exited, with the
+// container waiting if p has no attempt of it): the mirror keeps its
+// restartCount and lastState while the pod gets a new sandbox, also after a
+// restart of mirrorlet.
 func (s *podSync) carryOver(p *mruntime.Pod) *mruntime.Pod {
 	old := s.w.previous
+	if s.dead != nil {
+		old = s.dead
+	}
 	if p == nil || old == nil || old.UID != p.UID || old.SandboxID == p.SandboxID {
 		return p
 	}
 	out := *p
 	out.Containers = slices.Clone(p.Containers)
 	for _, c := range append(slices.Clone(s.sp.Pod.Spec.InitContainers), s.sp.Pod.Spec.Containers...) {
-		prev := old.Latest(c.Name)
-		if prev == nil || p.Latest(c.Name) != nil {
+		prev, cur := old.Latest(c.Name), p.Latest(c.Name)
+		if prev == nil || hasExited(p, c.Name) || cur != nil && cur.Attempt <= prev.Attempt {
 			continue
 		}
 		carried := *prev
 		carried.State = mruntime.ContainerExited
 		out.Containers = append(out.Containers, carried)
-		if _, ok := s.waiting[c.Name]; !ok {
+		if _, ok := s.waiting[c.Name]; !ok && cur == nil {
 			s.waiting[c.Name] = podstate.Waiting{Reason: "ContainerCreating"}
 		}
 	}
 	return &out
+}
+
+// keptDead returns the newest dead sandbox (older than the one in use)
+// while it is needed: while the sandbox in use has no exited attempt of one
+// of its containers, its last attempts are their lastState (and their logs
+// stay for kubectl logs --previous), as the kubelet keeps a dead sandbox's
+// containers. nil when none is needed.
+func (s *podSync) keptDead() *mruntime.Pod {
+	var dead *mruntime.Pod
+	for i := range s.pods {
+		p := &s.pods[i]
+		if p.Ready || s.cur != nil && !p.CreatedAt.Before(s.cur.CreatedAt) {
+			continue
+		}
+		if dead == nil || p.CreatedAt.After(dead.CreatedAt) {
+			dead = p
+		}
+	}
+	if dead == nil || s.cur == nil {
+		return dead
+	}
+	for _, c := range dead.Containers {
+		if !hasExited(s.cur, c.Name) {
+			return dead
+		}
+	}
+	return nil
+}
+
+// stopDead stops what still runs in the kept dead sandbox, keeping its
+// records.
+func (s *podSync) stopDead(ctx context.Context) error {
+	running := slices.ContainsFunc(s.dead.Containers, func(c mruntime.Container) bool {
+		return c.State == mruntime.ContainerRunning || c.State == mruntime.ContainerUnknown
+	})
+	if !running {
+		return nil
+	}
+	s.w.log.Info("Stopping dead sandbox; keeping its containers' last states", "uid", s.dead.UID, "sandbox", s.dead.SandboxID)
+	s.res.acted = true
+	if err := s.w.e.cfg.Runtime.StopSandbox(ctx, s.dead.SandboxID, graceOf(s.sp, s.dead)); err != nil {
+		return fmt.Errorf("stopping dead sandbox %s of pod %s: %w", s.dead.SandboxID, s.sp.Key(), err)
+	}
+	return nil
+}
+
+// hasExited reports whether p holds an exited attempt of container name.
+func hasExited(p *mruntime.Pod, name string) bool {
+	return slices.ContainsFunc(p.Containers, func(c mruntime.Container) bool {
+		return c.Name == name && c.State == mruntime.ContainerExited
+	})
 }
 
 // removeOldAttempts removes exited attempts older than the latest two of

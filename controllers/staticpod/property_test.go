@@ -157,6 +157,14 @@ func (w *world) check() error {
 		desiredUIDs[sp.Pod.UID] = true
 	}
 	ready := map[types.UID]int{}
+	// Restart counts are those of each pod's newest sandbox: an older, dead
+	// one is kept only for its containers' last states.
+	newest := map[types.UID]mruntime.Pod{}
+	for _, p := range w.f.rt.Pods() {
+		if n, ok := newest[p.UID]; !ok || p.CreatedAt.After(n.CreatedAt) {
+			newest[p.UID] = p
+		}
+	}
 	for _, p := range w.f.rt.Pods() {
 		if p.Ready {
 			ready[p.UID]++
@@ -167,6 +175,9 @@ func (w *world) check() error {
 		for _, c := range p.Containers {
 			if c.State == mruntime.ContainerRunning && !desiredUIDs[p.UID] {
 				return fmt.Errorf("container %s of a pod that is not desired (%s) runs", c.Name, p.Name)
+			}
+			if p.SandboxID != newest[p.UID].SandboxID {
+				continue
 			}
 			if err := w.checkAttempts(&p, &c); err != nil {
 				return err

@@ -1,6 +1,8 @@
 package staticpod
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,35 @@ func (f *fixture) pod() mruntime.Pod {
 		f.t.Fatalf("runtime runs %d sandboxes, want 1", len(pods))
 	}
 	return pods[0]
+}
+
+// newest returns the runtime's newest sandbox.
+func (f *fixture) newest() mruntime.Pod {
+	f.t.Helper()
+	p := newestSandbox(f.rt.Pods(), false)
+	if p == nil {
+		f.t.Fatal("the runtime runs no sandbox")
+	}
+	return *p
+}
+
+// wantLastState checks that the published state of the pod shows container
+// c running with the exited attempt prev before it (the mirror's lastState).
+func (f *fixture) wantLastState(prev uint32) {
+	f.t.Helper()
+	st, _ := f.e.cfg.States.Get(f.sp.Key())
+	if st.Pod == nil {
+		f.t.Fatal("no runtime pod published")
+	}
+	var exited []uint32
+	for _, c := range st.Pod.Containers {
+		if c.Name == "c" && c.State == mruntime.ContainerExited {
+			exited = append(exited, c.Attempt)
+		}
+	}
+	if l := st.Pod.Latest("c"); l == nil || l.State != mruntime.ContainerRunning || !slices.Contains(exited, prev) {
+		f.t.Errorf("published attempts: latest %+v, exited %v; want running with exited attempt %d (lastState)", l, exited, prev)
+	}
 }
 
 func TestContainerLeftCreatedIsReplaced(t *testing.T) {
@@ -178,13 +209,14 @@ func TestLostSandboxKeepsDataAndRestartCount(t *testing.T) {
 	f.rt.SetImageMissing("i:1", false)
 	f.clock.Step(time.Minute)
 	f.settle(f.sp.Key())
-	after := f.pod()
+	after := f.newest()
 	if after.SandboxID == before.SandboxID || !after.Ready {
 		t.Fatalf("no new sandbox after the old one died")
 	}
 	if c := after.Latest("c"); c.Attempt != 3 {
 		t.Errorf("attempt %d in the new sandbox, want 3 (restart count continues)", c.Attempt)
 	}
+	f.wantLastState(2)
 	if f.rt.RemovedData(uid) != 0 {
 		t.Errorf("pod data removed with a lost sandbox")
 	}
@@ -194,7 +226,8 @@ func TestLostSandboxKeepsDataAndRestartCount(t *testing.T) {
 	}
 	f.workers = map[types.NamespacedName]*worker{}
 	f.settle(f.sp.Key())
-	if p := f.pod(); p.Latest("c").Attempt != 4 {
+	f.wantLastState(3)
+	if p := f.newest(); p.Latest("c").Attempt != 4 {
 		c := p.Latest("c")
 		t.Errorf("attempt %d after a restart of mirrorlet and a lost sandbox, want 4", c.Attempt)
 	}
@@ -236,5 +269,30 @@ func TestCreateErrorBacksOff(t *testing.T) {
 	f.settle(f.sp.Key())
 	if p := f.pod(); p.Latest("c") == nil || p.Latest("c").State != mruntime.ContainerRunning {
 		t.Fatalf("container not running after the back-off")
+	}
+}
+
+// A missing image under imagePullPolicy Never is ErrImageNeverPull at
+// every sync, as in the kubelet: no pull was made, so there is no pull
+// back-off (never ImagePullBackOff); once the image is there, it starts.
+func TestImageNeverPulledIsNotBackedOff(t *testing.T) {
+	f := newFixture(t, strings.Replace(manifestWithPolicy("Always"), `image: "i:1"`, `image: "i:1", imagePullPolicy: Never`, 1))
+	f.rt.SetImageMissing("i:1", true)
+	f.want(true)
+	for range 3 {
+		res := f.settle(f.sp.Key())
+		st, _ := f.e.cfg.States.Get(f.sp.Key())
+		if w := st.Waiting["c"]; w.Reason != "ErrImageNeverPull" || w.Message != `Container image "i:1" is not present with pull policy of Never` {
+			t.Fatalf("waiting %+v, want ErrImageNeverPull in the kubelet's words", w)
+		}
+		if res.requeue != 0 {
+			t.Errorf("requeued after %s: a Never image is tried again at the resync, not on a back-off", res.requeue)
+		}
+		f.clock.Step(11 * time.Second)
+	}
+	f.rt.SetImageMissing("i:1", false)
+	f.settle(f.sp.Key())
+	if c := f.latest("c"); c == nil || c.State != mruntime.ContainerRunning {
+		t.Fatalf("container %+v once the image is there, want running", c)
 	}
 }

@@ -8,8 +8,9 @@
 // per-pod data (emptyDir volumes, termination-message files) lives under
 // <RootDir>/pods/<uid>.
 //
-// Run tells the pod engine which pods changed (Changes): from the runtime's
-// CRI container event stream (GetContainerEvents; containerd ≥ 1.7) when
-// it has one, else by polling ListContainers every second (containerd 1.6,
-// and while the stream is down). StreamsEvents says which.
+// Run tells the runtime cache which pods changed (Changes) from the
+// runtime's CRI container event stream (GetContainerEvents; containerd ≥
+// 1.7). It never lists the runtime itself: without the stream (containerd
+// 1.6, or while it is down; StreamsEvents says which) the runtime cache
+// relists every second instead.
 package cri

@@ -14,40 +14,20 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// How Changes learns of a change.
-const (
-	sourceEvent = "event"
-	sourcePoll  = "poll"
-)
+// sourceEvent labels the changes learnt from the event stream.
+const sourceEvent = "event"
 
-// Run reports changes on Changes until ctx ends. It follows the runtime's
-// container event stream (CRI GetContainerEvents, containerd ≥ 1.7) and
-// polls ListContainers every PollInterval while the stream is not up: a
-// runtime without it (containerd 1.6 answers Unimplemented), before the
-// stream is confirmed, and after it broke until it is reconnected (with
-// back-off). It is what notices a container exiting or being killed from
-// outside.
-func (r *Runtime) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Go(func() { r.followEvents(ctx) })
-	defer wg.Wait()
-	t := time.NewTicker(r.opts.PollInterval)
-	defer t.Stop()
-	for {
-		if !r.StreamsEvents() {
-			r.poll(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+// Run reports changes on Changes until ctx ends: it follows the runtime's
+// container event stream (CRI GetContainerEvents, containerd ≥ 1.7),
+// reconnecting with back-off. It never lists the runtime: while the stream
+// is not up (a runtime without it, as containerd 1.6, which answers
+// Unimplemented; before the stream is confirmed; after it broke)
+// StreamsEvents is false and the runtime cache (runtime/pleg), the only
+// lister, relists often instead.
+func (r *Runtime) Run(ctx context.Context) { r.followEvents(ctx) }
 
 // StreamsEvents reports whether Changes is currently fed by the runtime's
-// event stream rather than by polling; a runtime cache may then relist
-// less often.
+// event stream; a runtime cache may then relist less often.
 func (r *Runtime) StreamsEvents() bool { return r.streaming.Load() }
 
 func (r *Runtime) setStreaming(on bool) {
@@ -56,7 +36,14 @@ func (r *Runtime) setStreaming(on bool) {
 	}
 	r.metrics.setStreaming(on)
 	if on {
-		r.opts.Log.Info("Following the CRI runtime's container events; polling stopped", "endpoint", r.opts.Endpoint)
+		r.opts.Log.Info("Following the CRI runtime's container events", "endpoint", r.opts.Endpoint)
+		return
+	}
+	// Changes made while no stream was up are unseen: ask the cache to
+	// relist everything now (and often, until the stream is back).
+	select {
+	case r.changes <- "":
+	default:
 	}
 }
 
@@ -90,12 +77,12 @@ func (r *Runtime) followEvents(ctx context.Context) {
 func (r *Runtime) logStreamEnd(err error, retry time.Duration) {
 	if status.Code(err) == codes.Unimplemented {
 		if !r.unimplementedLogged.Swap(true) {
-			r.opts.Log.Info("CRI runtime has no container event stream; polling", "endpoint", r.opts.Endpoint,
-				"interval", r.opts.PollInterval.String(), "retry", retry.String())
+			r.opts.Log.Info("CRI runtime has no container event stream; the runtime cache relists instead", "endpoint", r.opts.Endpoint,
+				"retry", retry.String())
 		}
 		return
 	}
-	r.opts.Log.Info("CRI container event stream ended; polling until it is back", "endpoint", r.opts.Endpoint,
+	r.opts.Log.Info("CRI container event stream ended; the runtime cache relists until it is back", "endpoint", r.opts.Endpoint,
 		"error", errString(err), "retry", retry.String())
 }
 
@@ -107,10 +94,10 @@ func errString(err error) string {
 }
 
 // receiveEvents follows one event stream until it ends. The stream counts
-// as up (polling stops) after its first event or once it has stayed open
+// as up (StreamsEvents) after its first event or once it has stayed open
 // for EventsConfirm: a runtime without the call fails the first receive at
-// once, and the polls made meanwhile cover changes made before the runtime
-// subscribed the stream.
+// once, and the relists made meanwhile cover changes made before the
+// runtime subscribed the stream.
 func (r *Runtime) receiveEvents(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -166,8 +153,8 @@ func (r *Runtime) handleEvent(ev *runtimeapi.ContainerEventResponse) {
 
 // eventUID finds the pod UID of an event: from the sandbox's labels, else
 // from the labels of the container the event is about, else from what an
-// earlier event or poll learnt of that container ID (a deleted container's
-// event may come without either status).
+// earlier event or listing learnt of that container ID (a deleted
+// container's event may come without either status).
 func (r *Runtime) eventUID(ev *runtimeapi.ContainerEventResponse) (types.UID, bool) {
 	if uid, ok := managedUID(ev.GetPodSandboxStatus().GetLabels()); ok {
 		return uid, true
@@ -181,13 +168,8 @@ func (r *Runtime) eventUID(ev *runtimeapi.ContainerEventResponse) (types.UID, bo
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if uid, ok := r.eventUIDs[ev.ContainerId]; ok {
-		return uid, true
-	}
-	if e, ok := r.pollState[ev.ContainerId]; ok {
-		return e.uid, true
-	}
-	return "", false
+	uid, ok := r.eventUIDs[ev.ContainerId]
+	return uid, ok && uid != ""
 }
 
 func managedUID(labels map[string]string) (types.UID, bool) {

@@ -16,15 +16,16 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// fakeCRI is a CRI runtime service with only what Run calls: ListContainers
-// and, when events is set, GetContainerEvents streaming what is sent on it.
+// fakeCRI is a CRI runtime service with GetContainerEvents, streaming what
+// is sent on events (when set), and the listing calls, counted.
 type fakeCRI struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	events chan *runtimeapi.ContainerEventResponse // nil: Unimplemented
 	mu     sync.Mutex
 	list   []*runtimeapi.Container
-	polls  int
-	opened int
+	lists  int
+	// tries counts calls of GetContainerEvents, opened the streams opened.
+	tries, opened int
 	// broken, when closed, ends every open stream with an error.
 	broken chan struct{}
 }
@@ -32,11 +33,18 @@ type fakeCRI struct {
 func (f *fakeCRI) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.polls++
+	f.lists++
 	return &runtimeapi.ListContainersResponse{Containers: append([]*runtimeapi.Container(nil), f.list...)}, nil
 }
 
+func (f *fakeCRI) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	return &runtimeapi.ListPodSandboxResponse{}, nil
+}
+
 func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s runtimeapi.RuntimeService_GetContainerEventsServer) error {
+	f.mu.Lock()
+	f.tries++
+	f.mu.Unlock()
 	if f.events == nil {
 		return status.Error(codes.Unimplemented, "method GetContainerEvents not implemented")
 	}
@@ -58,10 +66,12 @@ func (f *fakeCRI) GetContainerEvents(_ *runtimeapi.GetEventsRequest, s runtimeap
 	}
 }
 
-func (f *fakeCRI) counts() (polls, opened int) {
+// counts returns the ListContainers calls, GetContainerEvents calls and
+// streams opened so far.
+func (f *fakeCRI) counts() (lists, tries, opened int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.polls, f.opened
+	return f.lists, f.tries, f.opened
 }
 
 func (f *fakeCRI) setList(cs ...*runtimeapi.Container) {
@@ -93,7 +103,7 @@ func startFake(t *testing.T, f *fakeCRI) *Runtime {
 	t.Cleanup(srv.Stop)
 	r, err := New(t.Context(), Options{
 		Endpoint: "unix://" + sock, RootDir: t.TempDir(), PodLogsDir: t.TempDir(),
-		PollInterval: 50 * time.Millisecond, EventsConfirm: 200 * time.Millisecond,
+		EventsConfirm:  200 * time.Millisecond,
 		EventsRetryMin: 20 * time.Millisecond, EventsRetryMax: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -119,18 +129,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// quiet waits until no poll has been made for four poll intervals (a poll
-// begun before the stream came up may still finish) and returns the count.
-func quiet(t *testing.T, f *fakeCRI) int {
+// noLists fails the test if Run listed the runtime: the runtime cache is
+// the only lister.
+func noLists(t *testing.T, f *fakeCRI) {
 	t.Helper()
-	last, since := -1, time.Now()
-	waitFor(t, "polling to stop", func() bool {
-		if p, _ := f.counts(); p != last {
-			last, since = p, time.Now()
-		}
-		return time.Since(since) >= 200*time.Millisecond
-	})
-	return last
+	if lists, _, _ := f.counts(); lists != 0 {
+		t.Fatalf("Run listed the runtime's containers %d times; only the runtime cache lists", lists)
+	}
 }
 
 // nextChange returns the next UID on Changes, failing after 5s.
@@ -145,17 +150,14 @@ func nextChange(t *testing.T, r *Runtime) types.UID {
 	}
 }
 
-// TestEventsReplacePolling: with a runtime that streams events, polling
-// stops once the stream is up and every event of a managed container or
-// sandbox is reported as its pod's UID, found from the sandbox labels, the
-// container labels or an earlier event; events of others are dropped.
-func TestEventsReplacePolling(t *testing.T) {
+// TestEventsReportPods: every event of a managed container or sandbox is
+// reported as its pod's UID, found from the sandbox labels, the container
+// labels, an earlier event or a listing; events of others are dropped.
+// Run itself never lists the runtime.
+func TestEventsReportPods(t *testing.T) {
 	f := &fakeCRI{events: make(chan *runtimeapi.ContainerEventResponse)}
 	r := startFake(t, f)
 	waitFor(t, "the event stream to be up", r.StreamsEvents)
-	polls := quiet(t, f)
-	// A state change that only polling could see stays unreported.
-	f.setList(managedContainer("c0", "uid-poll", runtimeapi.ContainerState_CONTAINER_EXITED))
 
 	sandboxLabels := map[string]string{LabelManaged: "true", LabelPodUID: "uid-a"}
 	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "other", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT,
@@ -174,40 +176,44 @@ func TestEventsReplacePolling(t *testing.T) {
 	if uid := nextChange(t, r); uid != "uid-a" {
 		t.Fatalf("change %q, want uid-a from the earlier event of c1", uid)
 	}
-	if now, _ := f.counts(); now != polls {
-		t.Fatalf("%d polls while the event stream was up", now-polls)
+	noLists(t, f)
+	// A container known from a listing (made before mirrorlet started).
+	f.setList(managedContainer("c3", "uid-c", runtimeapi.ContainerState_CONTAINER_EXITED))
+	if _, err := r.ListPods(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c3", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT}
+	if uid := nextChange(t, r); uid != "uid-c" {
+		t.Fatalf("change %q, want uid-c from the listing of c3", uid)
 	}
 }
 
-// TestNoEventStreamFallsBackToPolling: a runtime without
-// GetContainerEvents (containerd 1.6) is polled, and a container that
-// exits is reported.
-func TestNoEventStreamFallsBackToPolling(t *testing.T) {
+// TestNoEventStreamNoPolling: against a runtime without GetContainerEvents
+// (containerd 1.6) Run keeps trying the stream with back-off, says it does
+// not stream (the runtime cache then relists every second) and never lists
+// the runtime itself.
+func TestNoEventStreamNoPolling(t *testing.T) {
 	f := &fakeCRI{}
 	f.list = []*runtimeapi.Container{managedContainer("c1", "uid-a", runtimeapi.ContainerState_CONTAINER_RUNNING)}
 	r := startFake(t, f)
-	waitFor(t, "two polls", func() bool { p, _ := f.counts(); return p >= 2 })
-	f.setList(managedContainer("c1", "uid-a", runtimeapi.ContainerState_CONTAINER_EXITED))
-	if uid := nextChange(t, r); uid != "uid-a" {
-		t.Fatalf("change %q, want uid-a", uid)
-	}
+	waitFor(t, "three tries of the event stream", func() bool { _, tries, _ := f.counts(); return tries >= 3 })
 	if r.StreamsEvents() {
 		t.Fatal("StreamsEvents is true for a runtime without the event stream")
 	}
+	noLists(t, f)
 }
 
-// TestBrokenEventStreamPollsThenReconnects: when the stream breaks,
-// polling resumes at once (and sees a change made meanwhile) until the
-// stream is reopened.
-func TestBrokenEventStreamPollsThenReconnects(t *testing.T) {
+// TestBrokenEventStreamAsksForRelist: when the stream breaks, Run says at
+// once that it no longer streams and asks for a relist of everything
+// (Changes receives ""), then reopens the stream.
+func TestBrokenEventStreamAsksForRelist(t *testing.T) {
 	f := &fakeCRI{events: make(chan *runtimeapi.ContainerEventResponse)}
-	f.list = []*runtimeapi.Container{managedContainer("c1", "uid-a", runtimeapi.ContainerState_CONTAINER_RUNNING)}
 	r := startFake(t, f)
 	waitFor(t, "the event stream to be up", r.StreamsEvents)
-	f.setList(managedContainer("c1", "uid-a", runtimeapi.ContainerState_CONTAINER_EXITED))
 	f.breakStreams()
-	if uid := nextChange(t, r); uid != "uid-a" {
-		t.Fatalf("change %q, want uid-a seen by polling after the stream broke", uid)
+	if uid := nextChange(t, r); uid != "" {
+		t.Fatalf("change %q after the stream broke, want \"\" (relist everything)", uid)
 	}
-	waitFor(t, "the event stream reopened", func() bool { _, o := f.counts(); return o >= 2 && r.StreamsEvents() })
+	waitFor(t, "the event stream reopened", func() bool { _, _, o := f.counts(); return o >= 2 && r.StreamsEvents() })
+	noLists(t, f)
 }

@@ -68,6 +68,7 @@ func (r *Runtime) list(ctx context.Context, sel map[string]string, all bool) ([]
 		index[sb.Id] = len(pods)
 		pods = append(pods, p)
 	}
+	r.learnUIDs(sbs.Items, cs.Containers)
 	for _, c := range cs.Containers {
 		live[c.Id] = true
 		i, ok := index[c.PodSandboxId]
@@ -137,6 +138,19 @@ func (r *Runtime) sandboxIP(ctx context.Context, id string) string {
 	r.ips[id] = ip
 	r.mu.Unlock()
 	return ip
+}
+
+// learnUIDs remembers the pod UID of every listed sandbox and container,
+// for their events that come without labels (a deleted container's).
+func (r *Runtime) learnUIDs(sbs []*runtimeapi.PodSandbox, cs []*runtimeapi.Container) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, sb := range sbs {
+		r.eventUIDs[sb.Id] = types.UID(sb.Labels[LabelPodUID])
+	}
+	for _, c := range cs {
+		r.eventUIDs[c.Id] = types.UID(c.Labels[LabelPodUID])
+	}
 }
 
 // forget drops cache entries of sandboxes and containers that are gone.

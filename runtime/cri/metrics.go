@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		streaming: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mirrorlet_runtime_events_streaming",
-			Help: "1 while container changes come from the CRI runtime's event stream, 0 while they are polled.",
+			Help: "1 while container changes come from the CRI runtime's event stream, 0 while the runtime cache relists every second instead.",
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mirrorlet_runtime_container_events_total",
@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"type"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mirrorlet_runtime_pod_changes_total",
-			Help: "Changes of mirrorlet's pods reported to the pod engine, by how they were learnt (event, poll).",
+			Help: "Changes of mirrorlet's pods reported to the runtime cache from the CRI event stream (source=event).",
 		}, []string{"source"}),
 	}
 	if reg == nil {

@@ -36,11 +36,8 @@ type Options struct {
 	// status.hostIP, and status.podIP of host-network pods).
 	NodeName string
 	NodeIP   string
-	// PollInterval is how often container states are polled for Changes
-	// while the runtime's event stream is not up. Default 1s.
-	PollInterval time.Duration
 	// EventsConfirm is how long a new event stream must stay open, without
-	// an event, before polling stops. Default 1s.
+	// an event, before it counts as up (StreamsEvents). Default 1s.
 	EventsConfirm time.Duration
 	// EventsRetryMin and EventsRetryMax bound the back-off between attempts
 	// to open the event stream. Defaults 1s and 1m.
@@ -72,20 +69,13 @@ type Runtime struct {
 	statuses map[string]*runtimeapi.ContainerStatus
 	// ips caches sandbox IPs by sandbox ID (fixed for a sandbox's life).
 	ips map[string]string
-	// pollState is the last polled state of every managed container.
-	pollState map[string]pollEntry
-	// eventUIDs maps the container and sandbox IDs seen in events to their
-	// pod UID, for events that come without the labels.
+	// eventUIDs maps the container and sandbox IDs seen in events and
+	// listings to their pod UID, for events that come without the labels.
 	eventUIDs map[string]types.UID
 
 	metrics             *metrics
 	streaming           atomic.Bool
 	unimplementedLogged atomic.Bool
-}
-
-type pollEntry struct {
-	uid   types.UID
-	state runtimeapi.ContainerState
 }
 
 var _ mruntime.Runtime = (*Runtime)(nil)
@@ -144,7 +134,6 @@ func setDefaults(opts *Options) {
 	if opts.PodLogsDir == "" {
 		opts.PodLogsDir = "/var/log/pods"
 	}
-	def(&opts.PollInterval, time.Second)
 	def(&opts.EventsConfirm, time.Second)
 	def(&opts.EventsRetryMin, time.Second)
 	def(&opts.EventsRetryMax, time.Minute)
@@ -181,37 +170,6 @@ func guessName(path string) string {
 
 // Close closes the connection.
 func (r *Runtime) Close() error { return r.conn.Close() }
-
-func (r *Runtime) poll(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, r.opts.CallTimeout)
-	defer cancel()
-	resp, err := r.rt.ListContainers(cctx, &runtimeapi.ListContainersRequest{
-		Filter: &runtimeapi.ContainerFilter{LabelSelector: managedSelector()}})
-	if err != nil {
-		return
-	}
-	next := make(map[string]pollEntry, len(resp.Containers))
-	changed := map[types.UID]bool{}
-	r.mu.Lock()
-	first := r.pollState == nil
-	for _, c := range resp.Containers {
-		e := pollEntry{uid: types.UID(c.Labels[LabelPodUID]), state: c.State}
-		next[c.Id] = e
-		if old, ok := r.pollState[c.Id]; !first && (!ok || old.state != e.state) {
-			changed[e.uid] = true
-		}
-	}
-	for id, old := range r.pollState {
-		if _, ok := next[id]; !ok {
-			changed[old.uid] = true
-		}
-	}
-	r.pollState = next
-	r.mu.Unlock()
-	for uid := range changed {
-		r.report(uid, sourcePoll)
-	}
-}
 
 // Name implements mruntime.Runtime: the runtime's own name once known
 // ("containerd"), else a guess from the endpoint.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -246,6 +247,26 @@ func (r *Runtime) StopSandbox(ctx context.Context, sandboxID string, grace time.
 		return fmt.Errorf("stopping sandbox %s: %w", sandboxID, err)
 	}
 	return nil
+}
+
+// PodDataUIDs implements mruntime.PodDataLister: the pods with a directory
+// under RootDir/pods (mirrorlet's own; log directories are not looked at,
+// as PodLogsDir may be shared with a kubelet).
+func (r *Runtime) PodDataUIDs(context.Context) ([]types.UID, error) {
+	entries, err := os.ReadDir(filepath.Join(r.opts.RootDir, "pods"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing pod data: %w", err)
+	}
+	var uids []types.UID
+	for _, e := range entries {
+		if e.IsDir() {
+			uids = append(uids, types.UID(e.Name()))
+		}
+	}
+	return uids, nil
 }
 
 // RemovePodData implements mruntime.Runtime: the pod's directory under

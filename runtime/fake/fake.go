@@ -37,8 +37,10 @@ type Runtime struct {
 	leaveCreated sets.Set[string]
 	// stopDelay is how long stopping a running container takes.
 	stopDelay time.Duration
-	// removedData counts RemovePodData calls by pod UID.
+	// removedData counts RemovePodData calls by pod UID; data holds the
+	// UIDs with data (a sandbox was made, RemovePodData not called since).
 	removedData map[types.UID]int
+	data        sets.Set[types.UID]
 	lists       int
 	// stopping counts stops of running containers in progress.
 	stopping int
@@ -63,6 +65,7 @@ func New(clk clock.Clock) *Runtime {
 		createFails:   sets.New[string](),
 		leaveCreated:  sets.New[string](),
 		removedData:   map[types.UID]int{},
+		data:          sets.New[types.UID](),
 	}
 }
 
@@ -118,6 +121,7 @@ func (r *Runtime) RunSandbox(_ context.Context, pod *corev1.Pod) (string, error)
 		return "", errors.New("fake runtime is unreachable")
 	}
 	id := r.newID("sandbox")
+	r.data.Insert(pod.UID)
 	r.pods[id] = &runtime.Pod{
 		UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, SandboxID: id,
 		Ready: true, IP: "10.0.0.1", CreatedAt: r.clock.Now(),
@@ -140,6 +144,9 @@ func (r *Runtime) StartContainer(_ context.Context, pod *corev1.Pod, sandboxID s
 		return "", fmt.Errorf("sandbox %s: %w", sandboxID, runtime.ErrNotFound)
 	}
 	if r.missingImages.Has(c.Image) {
+		if c.ImagePullPolicy == corev1.PullNever {
+			return "", fmt.Errorf("%w: container image %q is not present with pull policy of Never", runtime.ErrImageNeverPull, c.Image)
+		}
 		return "", fmt.Errorf("pulling image %q: %w", c.Image, runtime.ErrImagePull)
 	}
 	if !p.Ready {
@@ -273,7 +280,15 @@ func (r *Runtime) RemovePodData(_ context.Context, uid types.UID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.removedData[uid]++
+	r.data.Delete(uid)
 	return nil
+}
+
+// PodDataUIDs implements runtime.PodDataLister.
+func (r *Runtime) PodDataUIDs(context.Context) ([]types.UID, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return sets.List(r.data), nil
 }
 
 // Changes implements runtime.Runtime.
@@ -388,7 +403,8 @@ func (r *Runtime) announce(uid types.UID) {
 	}
 }
 
-// SetImageMissing makes StartContainer fail with ErrImagePull for image.
+// SetImageMissing makes StartContainer fail with ErrImagePull for image
+// (ErrImageNeverPull under imagePullPolicy Never).
 func (r *Runtime) SetImageMissing(image string, missing bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -99,7 +99,9 @@ func New(cfg Config) (*Cache, error) {
 }
 
 // Run relists until ctx ends: at once, every relist period, and for the
-// UIDs the runtime's Changes name or workers ask for.
+// UIDs the runtime's Changes name ("": everything) or workers ask for. It
+// is the only reader of the runtime's pod list. When the runtime's event
+// stream goes down, the shorter period applies at once.
 func (c *Cache) Run(ctx context.Context) {
 	c.Relist(ctx)
 	period := c.period()
@@ -115,11 +117,16 @@ func (c *Cache) Run(ctx context.Context) {
 			continue
 		case <-c.requests:
 			c.refreshPending(ctx)
+			if p := c.period(); p < period {
+				period = p
+				timer.Reset(period)
+			}
 			continue
 		case <-timer.C():
 		}
 		c.Relist(ctx)
-		timer.Reset(c.period())
+		period = c.period()
+		timer.Reset(period)
 	}
 }
 

@@ -3,6 +3,7 @@ package pleg
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
@@ -114,5 +116,61 @@ func TestWaitNewerWaitsForAFresherCache(t *testing.T) {
 	}
 	if got := rt.Lists() - lists; got != 1 {
 		t.Errorf("%d full relists, want 1 (at start; the rest targeted)", got)
+	}
+}
+
+// streamer is a fake runtime whose event stream a test turns on and off.
+type streamer struct {
+	*fake.Runtime
+	on      atomic.Bool
+	changes chan types.UID
+}
+
+func (s *streamer) StreamsEvents() bool       { return s.on.Load() }
+func (s *streamer) Changes() <-chan types.UID { return s.changes }
+func (s *streamer) send(uid types.UID)        { s.changes <- uid }
+func (s *streamer) waitLists(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, func() bool { return s.Lists() >= n })
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(t.Context(), time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal("condition not met within 5s")
+	}
+}
+
+// The cache is the only lister of the runtime: it relists every second
+// while the runtime has no event stream (containerd 1.6), every 10 s while
+// it streams, and at once, then every second, when the stream breaks (the
+// runtime sends "").
+func TestRelistPeriodFollowsEventStream(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	rt := &streamer{Runtime: fake.New(clk), changes: make(chan types.UID)}
+	c, err := New(Config{Runtime: rt, Clock: clk, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run(t.Context())
+	step := func(d time.Duration) {
+		waitUntil(t, clk.HasWaiters)
+		clk.Step(d)
+	}
+	rt.waitLists(t, 1)
+	step(time.Second)
+	rt.waitLists(t, 2) // no stream: every second
+	rt.on.Store(true)
+	step(time.Second)
+	rt.waitLists(t, 3) // the period is now 10 s
+	step(5 * time.Second)
+	rt.on.Store(false)
+	rt.send("") // the stream broke
+	rt.waitLists(t, 4)
+	step(time.Second)
+	rt.waitLists(t, 5)
+	if got := rt.Lists(); got != 5 {
+		t.Errorf("%d lists, want 5", got)
 	}
 }

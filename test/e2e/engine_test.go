@@ -224,7 +224,8 @@ func pausePID(t *testing.T, sandboxID string) int {
 
 // TestPauseKilledKeepsDataAndRestartCount: when the sandbox dies (its
 // pause process killed), the pod gets a new sandbox; its emptyDir keeps
-// what was written and restartCount continues.
+// what was written, restartCount continues and lastState shows the
+// container of the dead sandbox, also after a restart of mirrorlet.
 func TestPauseKilledKeepsDataAndRestartCount(t *testing.T) {
 	n := startNode(t)
 	port := freePort(t)
@@ -233,10 +234,8 @@ func TestPauseKilledKeepsDataAndRestartCount(t *testing.T) {
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
 	pod.Spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
 	n.writeManifest("keep.yaml", pod)
-	n.waitRunning("keep", 2*time.Minute)
-	if _, err := get(port, "/write?path=/data/x&data=kept"); err != nil {
-		t.Fatal(err)
-	}
+	started := n.waitRunning("keep", 2*time.Minute).Status.ContainerStatuses[0].State.Running.StartedAt
+	answer(t, port, "/write?path=/data/x&data=kept")
 	before, _ := n.runtimePod("keep")
 	if err := syscall.Kill(pausePID(t, before.SandboxID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -255,6 +254,18 @@ func TestPauseKilledKeepsDataAndRestartCount(t *testing.T) {
 	if rc := m.Status.ContainerStatuses[0].RestartCount; rc != 1 {
 		t.Errorf("restartCount %d after the sandbox was replaced, want 1", rc)
 	}
+	running := m.Status.ContainerStatuses[0].ContainerID
+	lastState := func(what string) {
+		eventually(t, 30*time.Second, "lastState of the dead sandbox's container "+what, func() bool {
+			cs := containerStatus(n.mirror("keep"), "web")
+			return cs != nil && cs.ContainerID == running && cs.RestartCount == 1 && cs.LastTerminationState.Terminated != nil &&
+				cs.LastTerminationState.Terminated.StartedAt.Equal(&started)
+		})
+	}
+	lastState("after the new sandbox")
+	n.stop(syscall.SIGTERM)
+	n.start()
+	lastState("after a restart of mirrorlet")
 	var got string
 	eventually(t, 30*time.Second, "the server answering", func() bool {
 		var err error

@@ -141,7 +141,7 @@ func TestManifestUpdateReplacesContainer(t *testing.T) {
 // runningWeb starts a node running one web pod ("web", from web.yaml) and
 // returns it with its port, container ID and first answer (which names
 // the server's pid, so an unchanged answer means an unrestarted server).
-func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, answer string) {
+func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, body string) {
 	t.Helper()
 	n = startNode(t)
 	port = freePort(t)
@@ -149,11 +149,7 @@ func runningWeb(t *testing.T) (n *node, pod *corev1.Pod, port int, id, answer st
 	n.writeManifest("web.yaml", pod)
 	m := n.waitRunning("web", 2*time.Minute)
 	id = m.Status.ContainerStatuses[0].ContainerID
-	answer, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, pod, port, id, answer
+	return n, pod, port, id, answer(t, port, "/")
 }
 
 // TestLabelEditKeepsContainer: a metadata-only edit updates the mirror in
@@ -254,7 +250,9 @@ func restartContainerd(t *testing.T) {
 }
 
 // TestImageNeverPulledGivesEvent: a missing image with imagePullPolicy
-// Never shows as ErrImageNeverPull on the mirror and in its Events.
+// Never shows as ErrImageNeverPull on the mirror and in its Events; as in
+// the kubelet it is tried again at each resync without a pull back-off, so
+// it never turns into ImagePullBackOff.
 func TestImageNeverPulledGivesEvent(t *testing.T) {
 	n := startNode(t)
 	pod := webPod("never", freePort(t))
@@ -268,7 +266,7 @@ func TestImageNeverPulledGivesEvent(t *testing.T) {
 			return false
 		}
 		w := m.Status.ContainerStatuses[0].State.Waiting
-		return w != nil && (w.Reason == "ErrImageNeverPull" || w.Reason == "ImagePullBackOff")
+		return w != nil && w.Reason == "ErrImageNeverPull"
 	})
 	eventually(t, time.Minute, "a Warning Event about the image on the mirror", func() bool {
 		var events corev1.EventList
@@ -284,15 +282,27 @@ func TestImageNeverPulledGivesEvent(t *testing.T) {
 		}
 		return false
 	})
+	// Tried again at the next resync (10 s), still ErrImageNeverPull.
+	var reasons []string
+	eventually(t, time.Minute, "the image looked for again", func() bool {
+		if m := n.mirror("never"); m != nil && m.Status.ContainerStatuses[0].State.Waiting != nil {
+			if r := m.Status.ContainerStatuses[0].State.Waiting.Reason; r != "ErrImageNeverPull" {
+				reasons = append(reasons, r)
+			}
+		}
+		log, _ := os.ReadFile(filepath.Join(n.dir, "mirrorlet.log"))
+		return len(grepLines(string(log), "Image not present with pull policy Never")) >= 2
+	})
+	if len(reasons) > 0 {
+		t.Errorf("waiting reasons other than ErrImageNeverPull: %q", reasons)
+	}
 	// kubectl describe shows the container's waiting reason and the Event:
 	// for a mirror pod kubectl asks for the events of involvedObject.uid =
 	// the config hash (as the kubelet records them), which is how mirrorlet
-	// records them too. The reason is ErrImageNeverPull until the next sync
-	// of the pod, then ImagePullBackOff (the engine backs off a Never pull,
-	// which the kubelet does not).
+	// records them too.
 	out := kubectlOut(t, "describe", "pod", n.mirrorName("never"))
-	if !strings.Contains(out, "ErrImageNeverPull") && !strings.Contains(out, "ImagePullBackOff") {
-		t.Errorf("kubectl describe shows neither ErrImageNeverPull nor ImagePullBackOff:\n%s", out)
+	if !strings.Contains(out, "ErrImageNeverPull") {
+		t.Errorf("kubectl describe does not show ErrImageNeverPull:\n%s", out)
 	}
 	if _, events, _ := strings.Cut(out, "Events:"); !strings.Contains(events, "not present with pull policy of Never") {
 		t.Errorf("kubectl describe shows no Event about the image:\n%s", out)

@@ -31,10 +31,7 @@ func TestKubeletRulesLabelEditKeepsContainer(t *testing.T) {
 	n.writeManifest("web.yaml", pod)
 	first := n.waitRunning("web", 2*time.Minute)
 	id := first.Status.ContainerStatuses[0].ContainerID
-	before, err := get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := answer(t, port, "/")
 
 	pod.Labels["tier"] = "web"
 	n.writeManifest("web.yaml", pod)

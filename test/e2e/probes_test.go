@@ -14,9 +14,9 @@ import (
 )
 
 // httpProbe is an httpGet probe. Its initial delay of 1 s lets the server
-// listen first: the API server folds a pod's Events of one reason into the
-// series of the first (events.k8s.io), so an early "connection refused"
-// would hide the failure a test waits for.
+// listen first: Events of one container and reason are one series
+// (events.k8s.io) that keeps the first message, so an early "connection
+// refused" would hide the failure a test waits for.
 func httpProbe(port intstr.IntOrString, path string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: port, Path: path}},
@@ -97,11 +97,9 @@ func TestLivenessProbeRestartsContainer(t *testing.T) {
 	if cs.LastTerminationState.Terminated == nil {
 		t.Errorf("no last state: %+v", cs)
 	}
-	if body, err := get(port, "/healthz"); err != nil {
-		t.Errorf("the restarted container is not healthy: %v %s", err, body)
-	}
-	n.waitEvent("liveness", corev1.EventTypeWarning, "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500")
-	n.waitEvent("liveness", corev1.EventTypeNormal, "Killing", "Container web failed liveness probe, will be restarted")
+	answer(t, port, "/healthz") // the restarted container is healthy
+	n.waitContainerEvent("liveness", "web", corev1.EventTypeWarning, "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500")
+	n.waitContainerEvent("liveness", "web", corev1.EventTypeNormal, "Killing", "Container web failed liveness probe, will be restarted")
 }
 
 // TestReadinessProbeTogglesReady: a failing readiness probe makes the

@@ -390,6 +390,20 @@ func get(port int, path string) (string, error) {
 	return string(body), nil
 }
 
+// answer waits until the server of a container reported Running answers
+// GET path on port (the mirror says Running once the process started, a
+// moment before it listens) and returns the body.
+func answer(t testing.TB, port int, path string) string {
+	t.Helper()
+	var body string
+	var err error
+	eventually(t, 30*time.Second, fmt.Sprintf("an answer on :%d%s", port, path), func() bool {
+		body, err = get(port, path)
+		return err == nil
+	})
+	return body
+}
+
 // freePort returns a TCP port nothing listens on now.
 func freePort(t testing.TB) int {
 	t.Helper()

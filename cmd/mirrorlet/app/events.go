@@ -38,8 +38,8 @@ type eventSink struct {
 }
 
 type pendingEvent struct {
-	pod                        types.NamespacedName
-	eventType, reason, message string
+	pod                                   types.NamespacedName
+	container, eventType, reason, message string
 }
 
 func newEventSink(log logr.Logger) *eventSink { return &eventSink{log: log} }
@@ -58,8 +58,8 @@ func (s *eventSink) connect(reader client.Reader, recorder events.EventRecorder)
 }
 
 // Event implements staticpod.EventSink; it never blocks the caller.
-func (s *eventSink) Event(pod types.NamespacedName, eventType, reason, message string) {
-	e := pendingEvent{pod: pod, eventType: eventType, reason: reason, message: message}
+func (s *eventSink) Event(pod types.NamespacedName, container, eventType, reason, message string) {
+	e := pendingEvent{pod: pod, container: container, eventType: eventType, reason: reason, message: message}
 	s.mu.Lock()
 	reader, recorder := s.reader, s.recorder
 	if recorder == nil {
@@ -84,5 +84,22 @@ func (s *eventSink) record(reader client.Reader, recorder events.EventRecorder, 
 		s.log.V(1).Info("Dropping Event: no mirror pod", "pod", e.pod, "reason", e.reason, "message", e.message)
 		return
 	}
-	recorder.Eventf(mirror.EventRef(mirrorPod), nil, e.eventType, e.reason, e.reason, "%s", e.message)
+	ref := mirror.EventRef(mirrorPod)
+	ref.FieldPath = containerFieldPath(mirrorPod, e.container)
+	recorder.Eventf(ref, nil, e.eventType, e.reason, e.reason, "%s", e.message)
+}
+
+// containerFieldPath names a container of pod as the kubelet does in the
+// Events it records about it ("spec.containers{web}"): Events that differ
+// only in their container are then separate series. "" for the pod itself.
+func containerFieldPath(pod *corev1.Pod, container string) string {
+	if container == "" {
+		return ""
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == container {
+			return "spec.initContainers{" + container + "}"
+		}
+	}
+	return "spec.containers{" + container + "}"
 }

@@ -54,6 +54,9 @@ type Options struct {
 	// endpoint such as unix:///run/containerd/containerd.sock. Ignored
 	// when Runtime is set.
 	RuntimeEndpoint string
+	// RuntimeRequestTimeout bounds every CRI call but image pulls and
+	// container stops; 0: 2m.
+	RuntimeRequestTimeout time.Duration
 	// Runtime, when set, is used instead of connecting to RuntimeEndpoint.
 	Runtime mruntime.Runtime
 	// RootDir holds per-pod data; PodLogsDir container logs (CRI runtime

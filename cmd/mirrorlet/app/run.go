@@ -387,7 +387,7 @@ func newRuntime(ctx context.Context, opts Options) (mruntime.Runtime, error) {
 	return cri.New(ctx, cri.Options{
 		Endpoint: opts.RuntimeEndpoint, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir,
 		NodeName: opts.NodeName, NodeIP: opts.NodeIP, Log: opts.Log.WithName("cri"),
-		Metrics: metrics.Registry,
+		Metrics: metrics.Registry, CallTimeout: opts.RuntimeRequestTimeout,
 	})
 }
 

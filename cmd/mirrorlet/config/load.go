@@ -32,6 +32,9 @@ func SetDefaults(c *MirrorletConfiguration) {
 	if c.HTTPCheckFrequency.Duration == 0 {
 		c.HTTPCheckFrequency = metav1.Duration{Duration: 20 * time.Second}
 	}
+	if c.RuntimeRequestTimeout.Duration == 0 {
+		c.RuntimeRequestTimeout = metav1.Duration{Duration: 2 * time.Minute}
+	}
 	if c.ContainerRuntimeEndpoint == "" {
 		c.ContainerRuntimeEndpoint = "unix:///run/containerd-mirrorlet/containerd.sock"
 	}
@@ -88,6 +91,9 @@ func Validate(c *MirrorletConfiguration) field.ErrorList {
 	errs = append(errs, validateSources(c)...)
 	if e := c.ContainerRuntimeEndpoint; !strings.HasPrefix(e, "unix://") && !strings.HasPrefix(e, "fake://") && !strings.HasPrefix(e, "/") {
 		errs = append(errs, field.Invalid(field.NewPath("containerRuntimeEndpoint"), e, "must be unix:///path/to.sock or fake://"))
+	}
+	if c.RuntimeRequestTimeout.Duration < 0 {
+		errs = append(errs, field.Invalid(field.NewPath("runtimeRequestTimeout"), c.RuntimeRequestTimeout.Duration.String(), "must be positive"))
 	}
 	errs = append(errs, validateNode(c)...)
 	errs = append(errs, validateNodeAPI(c)...)

@@ -43,6 +43,9 @@ type MirrorletConfiguration struct {
 	RotateCertificates bool `json:"rotateCertificates,omitempty"`
 	// ContainerRuntimeEndpoint is the CRI endpoint, or fake://.
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
+	// RuntimeRequestTimeout bounds every CRI call but image pulls and
+	// container stops (which have their own); default 2m.
+	RuntimeRequestTimeout metav1.Duration `json:"runtimeRequestTimeout,omitempty"`
 	// RootDir holds mirrorlet's per-pod data (emptyDir volumes,
 	// termination messages, seccomp profiles); default /var/lib/mirrorlet.
 	RootDir string `json:"rootDir,omitempty"`

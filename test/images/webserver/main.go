@@ -25,6 +25,8 @@ func main() {
 	startDelay := flag.Duration("start-delay", 0, "/healthz answers 503 for this long after start (a slow starter).")
 	sickAfter := flag.Duration("sick-after", 0, "/healthz answers 500 from this long after start on (0: never).")
 	probeURL := flag.String("probe", "", "GET this URL and exit 0 if it answers 2xx, else 1 (an exec probe's command).")
+	tcpPort := flag.Int("tcp-port", 0, "Accept TCP connections on this port while healthy (a tcpSocket probe's target; 0: none).")
+	grpcPort := flag.Int("grpc-port", 0, "Serve grpc.health.v1 on this port, SERVING while healthy (a grpc probe's target; 0: none).")
 	flag.Parse()
 	if *probeURL != "" {
 		os.Exit(probe(*probeURL))
@@ -72,9 +74,14 @@ func main() {
 		_, _ = fmt.Fprintf(w, "uid=%d gid=%d groups=%v\n", os.Getuid(), os.Getgid(), groups)
 	})
 	h := &health{started: time.Now(), startDelay: *startDelay, sickAfter: *sickAfter}
+	targets := &probeTargets{}
+	if err := targets.start(*tcpPort, *grpcPort); err != nil {
+		fmt.Println("serving:", err)
+		os.Exit(2)
+	}
 	mux.HandleFunc("/healthz", h.serve)
-	mux.HandleFunc("/sick", func(w http.ResponseWriter, _ *http.Request) { h.sick.Store(true); _, _ = w.Write([]byte("sick\n")) })
-	mux.HandleFunc("/well", func(w http.ResponseWriter, _ *http.Request) { h.sick.Store(false); _, _ = w.Write([]byte("well\n")) })
+	mux.HandleFunc("/sick", func(w http.ResponseWriter, _ *http.Request) { h.setSick(w, targets, true) })
+	mux.HandleFunc("/well", func(w http.ResponseWriter, _ *http.Request) { h.setSick(w, targets, false) })
 	mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) {
 		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
 		time.Sleep(d)
@@ -118,6 +125,17 @@ type health struct {
 	started               time.Time
 	startDelay, sickAfter time.Duration
 	sick                  atomic.Bool
+}
+
+// setSick makes /healthz and the probe targets answer as a sick (or well)
+// server.
+func (h *health) setSick(w http.ResponseWriter, targets *probeTargets, sick bool) {
+	h.sick.Store(sick)
+	if err := targets.set(!sick); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = fmt.Fprintln(w, map[bool]string{true: "sick", false: "well"}[sick])
 }
 
 func (h *health) serve(w http.ResponseWriter, _ *http.Request) {
