@@ -345,7 +345,7 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 	recorder := mgr.GetEventRecorder("mirrorlet")
 	a.events.connect(mgr.GetClient(), recorder)
 	r, err := mirror.New(mirror.Config{
-		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, States: a.states,
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Desired: a.desired, States: a.states,
 		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors,
 	})
 	if err != nil {

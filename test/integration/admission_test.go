@@ -1,0 +1,122 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// writeWindow is how long a test watches mirrorlet's pod writes once the
+// mirror is settled.
+const writeWindow = 10 * time.Second
+
+// TestMutatingAdmissionPolicyDoesNotLoop: a MutatingAdmissionPolicy adds a
+// toleration and a label to every pod of the node, on create and update.
+// mirrorlet writes its mirror with server-side apply and leaves what the
+// policy added alone: a bounded number of writes, none once settled; a
+// label edit in the manifest still reaches the mirror in place, and the
+// manifest's own values win.
+func TestMutatingAdmissionPolicyDoesNotLoop(t *testing.T) {
+	node := newNodeName("map")
+	installTolerationPolicy(t, node)
+	writes, counting := countPodWrites(t)
+	a := startAgent(t, node, "", nil, counting)
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
+		return isRunning(p) && p.Labels["injected-by"] == "policy" && hasInjectedToleration(p)
+	})
+	settled := writes.Total()
+	checkNoWrites(t, writes, "after the mirror is Running")
+	t.Logf("pod writes until the mirror ran: %d %s; in the %s after: %d", settled, writes, writeWindow, writes.Total()-settled)
+	if settled > 6 {
+		t.Errorf("%d pod writes to create one mirror and its status (%s), want at most 6", settled, writes)
+	}
+
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}, "nginx:1.27"))
+	got := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
+	if got.UID != m.UID || got.Labels["injected-by"] != "policy" || !hasInjectedToleration(got) {
+		t.Errorf("label edit: uid %s (was %s), labels %v, tolerations %v; want the same mirror, with the policy's label and toleration",
+			got.UID, m.UID, got.Labels, got.Spec.Tolerations)
+	}
+	checkNoWrites(t, writes, "after the label edit")
+}
+
+// checkNoWrites fails if mirrorlet writes a pod within writeWindow.
+func checkNoWrites(t *testing.T, writes *podWrites, when string) {
+	t.Helper()
+	before, start := writes.Total(), time.Now()
+	consistently(t, "no pod writes "+when, writeWindow, func() bool { return writes.Total() == before })
+	t.Logf("pod writes in %s %s: %d", time.Since(start).Round(time.Second), when, writes.Total()-before)
+}
+
+func hasInjectedToleration(p *corev1.Pod) bool {
+	for _, t := range p.Spec.Tolerations {
+		if t.Key == "injected" {
+			return true
+		}
+	}
+	return false
+}
+
+// installTolerationPolicy installs a MutatingAdmissionPolicy that adds the
+// toleration "injected" and the label injected-by=policy to every pod
+// bound to node, on create and update, and waits until it is in effect.
+func installTolerationPolicy(t *testing.T, node string) {
+	t.Helper()
+	ctx := context.Background()
+	name := "inject-" + node
+	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "on-node", Expression: fmt.Sprintf("object.spec.?nodeName.orValue('') == '%s'", node)},
+				{Name: "not-yet", Expression: "!object.spec.?tolerations.orValue([]).exists(t, t.?key.orValue('') == 'injected')"},
+			},
+			Mutations: []admissionregistrationv1.Mutation{{
+				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
+				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: `[
+					JSONPatch{op: "add", path: "/spec/tolerations/-",
+						value: Object.spec.tolerations{key: "injected", operator: "Exists", effect: "NoSchedule"}},
+					JSONPatch{op: "add", path: "/metadata/labels/injected-by", value: "policy"}
+				]`},
+			}},
+			FailurePolicy:      ptrTo(admissionregistrationv1.Fail),
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+		},
+	}
+	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, name, err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
+	}
+	waitMutation(t, node, func(p *corev1.Pod) bool { return hasInjectedToleration(p) && p.Labels["injected-by"] == "policy" })
+}
+
+// waitMutation waits until a dry-run pod on node comes back mutated.
+func waitMutation(t *testing.T, node string, mutated func(*corev1.Pod) bool) {
+	t.Helper()
+	eventually(t, "the mutation in effect", func() bool {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "probe-" + node, Namespace: "default", Labels: map[string]string{"probe": "1"}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+		}
+		return k8s.Create(context.Background(), p, client.DryRunAll) == nil && mutated(p)
+	})
+}
