@@ -29,6 +29,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
 	"github.com/mirrorlet/mirrorlet/controllers/node"
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/controllers/scheduledpod"
 	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
@@ -338,6 +339,9 @@ func (a *agent) newManager() (ctrl.Manager, error) {
 	if err := a.setupNode(mgr); err != nil {
 		return nil, err
 	}
+	if err := a.setupScheduledPods(mgr); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }
 
@@ -355,6 +359,17 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, Recorder: recorder,
 	}); err != nil {
 		return fmt.Errorf("adding manifest problem reporter: %w", err)
+	}
+	return r.SetupWithManager(mgr)
+}
+
+// setupScheduledPods rejects the pods the scheduler binds to this node.
+func (a *agent) setupScheduledPods(mgr ctrl.Manager) error {
+	r, err := scheduledpod.New(scheduledpod.Config{
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("mirrorlet"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up scheduled pod rejecter: %w", err)
 	}
 	return r.SetupWithManager(mgr)
 }
