@@ -355,12 +355,19 @@ func (r *Reconciler) delete(ctx context.Context, mirror *corev1.Pod) error {
 // writeStatus writes the mirror's status when what runs differs from it.
 func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mirror *corev1.Pod, node *corev1.Node) error {
 	state, ok := r.cfg.States.Get(sp.Key())
+	if !ok && mirror.Status.Phase != "" {
+		// Not known yet (mirrorlet just started, the runtime does not
+		// answer): the mirror keeps what it shows rather than going back
+		// to Pending. A new mirror shows Pending at once.
+		return nil
+	}
 	if ok && state.UID != sp.Pod.UID {
 		state, ok = podstate.State{}, false // the runtime still runs the old version
 	}
 	st := computeStatus(statusInput{
 		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: r.cfg.Desired.Problems(sp.Key()),
 		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
+		generation: mirror.Generation,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return nil

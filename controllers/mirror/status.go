@@ -30,6 +30,9 @@ type statusInput struct {
 	hostIP      string
 	runtimeName string
 	now         time.Time
+	// generation is the mirror's metadata.generation, reported as
+	// observedGeneration (0 when there is no mirror).
+	generation int64
 }
 
 // computeStatus turns runtime state into pod status. Times are truncated to
@@ -39,7 +42,7 @@ func computeStatus(in statusInput) corev1.PodStatus {
 	if in.hasState {
 		pod = in.state.Pod
 	}
-	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP}
+	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP, ObservedGeneration: in.generation}
 	if in.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
 	}
@@ -225,16 +228,12 @@ func appPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) co
 }
 
 func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1.PodCondition {
-	initialized := true
-	for _, cs := range st.InitContainerStatuses {
-		initialized = initialized && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-	}
-	ready := readyCondition(st, pod)
-	containersReady := ready
-	containersReady.Type = corev1.ContainersReady
+	containersReady := containersReadyCondition(st)
+	ready := containersReady
+	ready.Type = corev1.PodReady
 	conds := []corev1.PodCondition{
 		{Type: corev1.PodReadyToStartContainers, Status: boolStatus(pod != nil && pod.Ready)},
-		{Type: corev1.PodInitialized, Status: boolStatus(pod != nil && initialized)},
+		initializedCondition(st),
 		containersReady,
 		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
@@ -242,6 +241,7 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	}
 	for i := range conds {
 		c := &conds[i]
+		c.ObservedGeneration = in.generation
 		c.LastTransitionTime = *mtime(in.now)
 		for _, old := range in.have.Conditions {
 			if old.Type == c.Type && old.Status == c.Status {
@@ -252,10 +252,32 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	return conds
 }
 
-// readyCondition is the pod's Ready condition, with the kubelet's reason
-// and message when a container is not ready.
-func readyCondition(st corev1.PodStatus, pod *mruntime.Pod) corev1.PodCondition {
-	c := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+// initializedCondition is the pod's Initialized condition with the
+// kubelet's reason and message (its GeneratePodInitializedCondition).
+func initializedCondition(st corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	if st.Phase == corev1.PodSucceeded {
+		c.Reason = "PodCompleted"
+		return c
+	}
+	var incomplete []string
+	for _, cs := range st.InitContainerStatuses {
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			incomplete = append(incomplete, cs.Name)
+		}
+	}
+	if len(incomplete) > 0 {
+		c.Status, c.Reason = corev1.ConditionFalse, "ContainersNotInitialized"
+		c.Message = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(incomplete, " "))
+	}
+	return c
+}
+
+// containersReadyCondition is the pod's ContainersReady condition with
+// the kubelet's reasons and messages (its
+// GenerateContainersReadyCondition); Ready copies it.
+func containersReadyCondition(st corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}
 	var unready []string
 	for _, cs := range st.ContainerStatuses {
 		if !cs.Ready {
@@ -263,10 +285,12 @@ func readyCondition(st corev1.PodStatus, pod *mruntime.Pod) corev1.PodCondition 
 		}
 	}
 	switch {
-	case pod == nil || len(st.ContainerStatuses) == 0:
-		c.Status = corev1.ConditionFalse
-	case st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed:
+	case len(st.ContainerStatuses) == 0:
+		c.Status, c.Reason = corev1.ConditionFalse, "UnknownContainerStatuses"
+	case st.Phase == corev1.PodSucceeded:
 		c.Status, c.Reason = corev1.ConditionFalse, "PodCompleted"
+	case st.Phase == corev1.PodFailed:
+		c.Status, c.Reason = corev1.ConditionFalse, "PodFailed"
 	case len(unready) > 0:
 		c.Status, c.Reason = corev1.ConditionFalse, "ContainersNotReady"
 		c.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
