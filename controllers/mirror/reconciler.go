@@ -174,7 +174,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		err = r.writeStatus(ctx, sp, mirror, node)
 	}
 	r.track(key, mirror, node, err)
-	if err != nil && (isRejection(err) || errors.Is(err, errNameTaken)) {
+	switch {
+	case errors.Is(err, errNameTaken):
+		// A pod on another node sends no event here when it goes.
+		log.FromContext(ctx).Error(err, "Another pod holds the mirror pod's name; retrying later", "pod", key)
+		return reconcile.Result{RequeueAfter: 10 * time.Second}, nil
+	case err != nil && isRejection(err):
 		// Retrying at once will not help; the static pod keeps running.
 		log.FromContext(ctx).Error(err, "API server refused the mirror pod; retrying later", "pod", key)
 		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
@@ -257,7 +262,7 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 	if r.recreateOnly() {
 		return r.settle(ctx, ac)(r.recreateForMetadata(ctx, mirror, want))
 	}
-	applied, err := r.apply(ctx, want, ac)
+	applied, err := r.apply(ctx, "apply", want, ac)
 	if patchForbidden(err) {
 		r.enterRecreateMode(ctx, mirror, err)
 		applied, err = r.recreateForMetadata(ctx, mirror, want)
@@ -269,7 +274,8 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 // someone else took from mirrorlet is taken back. It creates the mirror
 // when there is none; it cannot take over a pod that is not this mirror
 // (config.mirror and spec.nodeName are immutable).
-func (r *Reconciler) apply(ctx context.Context, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
+// op names the write in metrics: "create" or "apply".
+func (r *Reconciler) apply(ctx context.Context, op string, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
 	body, err := json.Marshal(ac)
 	if err != nil {
 		return nil, fmt.Errorf("encoding mirror pod %s: %w", client.ObjectKeyFromObject(want), err)
@@ -278,10 +284,10 @@ func (r *Reconciler) apply(ctx context.Context, want *corev1.Pod, ac *corev1ac.P
 	err = r.cfg.Client.Patch(ctx, pod, client.RawPatch(types.ApplyPatchType, body),
 		client.ForceOwnership, client.FieldOwner(FieldManager))
 	if err != nil {
-		mirrorWrites.WithLabelValues("apply", "error").Inc()
+		mirrorWrites.WithLabelValues(op, "error").Inc()
 		return nil, fmt.Errorf("applying mirror pod %s: %w", client.ObjectKeyFromObject(want), err)
 	}
-	mirrorWrites.WithLabelValues("apply", "ok").Inc()
+	mirrorWrites.WithLabelValues(op, "ok").Inc()
 	log.FromContext(ctx).Info("Applied mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
 	return pod, nil
 }
@@ -291,7 +297,7 @@ func (r *Reconciler) apply(ctx context.Context, want *corev1.Pod, ac *corev1ac.P
 // mirror is reported (see nameTaken), not written.
 func (r *Reconciler) create(ctx context.Context, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
 	if !r.recreateOnly() {
-		created, err := r.apply(ctx, want, ac)
+		created, err := r.apply(ctx, "create", want, ac)
 		if patchForbidden(err) {
 			r.enterRecreateMode(ctx, want, err)
 			return r.createOnly(ctx, want)
