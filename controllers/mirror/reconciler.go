@@ -273,8 +273,8 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 // apply writes ac with server-side apply as FieldManager, forcing: a field
 // someone else took from mirrorlet is taken back. It creates the mirror
 // when there is none; it cannot take over a pod that is not this mirror
-// (config.mirror and spec.nodeName are immutable).
-// op names the write in metrics: "create" or "apply".
+// (config.mirror and spec.nodeName are immutable). op says which it is
+// meant to be, for metrics and logs: "create" or "apply".
 func (r *Reconciler) apply(ctx context.Context, op string, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
 	body, err := json.Marshal(ac)
 	if err != nil {
@@ -288,7 +288,11 @@ func (r *Reconciler) apply(ctx context.Context, op string, want *corev1.Pod, ac 
 		return nil, fmt.Errorf("applying mirror pod %s: %w", client.ObjectKeyFromObject(want), err)
 	}
 	mirrorWrites.WithLabelValues(op, "ok").Inc()
-	log.FromContext(ctx).Info("Applied mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
+	if op == "create" {
+		log.FromContext(ctx).Info("Created mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
+	} else {
+		log.FromContext(ctx).Info("Applied mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
+	}
 	return pod, nil
 }
 
