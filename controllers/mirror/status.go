@@ -95,7 +95,7 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
 		case latest.State == mruntime.ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: *orZero(mtime(latest.StartedAt))}
-			started, ready := probed(in.state, latest.ID)
+			started, ready := probed(in.state, latest.ID, in.have, in.runtimeName)
 			cs.Ready = !init && ready
 			cs.Started = ptr.To(started)
 		case latest.State == mruntime.ContainerExited && isWaiting:
@@ -122,14 +122,24 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 }
 
 // probed returns what the probes say of a running container attempt:
-// started and ready when no prober runs or it has no result yet for it.
-func probed(st podstate.State, id string) (started, ready bool) {
+// started and ready when no prober runs; not started or ready when it has
+// no result for it. While its probes have no result yet, what the mirror
+// showed for this same attempt (container ID) holds: a restart of
+// mirrorlet does not turn a ready container unready.
+func probed(st podstate.State, id string, have corev1.PodStatus, runtimeName string) (started, ready bool) {
 	if st.Probes == nil {
 		return true, true
 	}
 	p, ok := st.Probes[id]
 	if !ok {
 		return false, false
+	}
+	if p.Pending {
+		for _, cs := range have.ContainerStatuses {
+			if cs.ContainerID == runtimeName+"://"+id && cs.State.Running != nil {
+				return cs.Started != nil && *cs.Started, cs.Ready
+			}
+		}
 	}
 	return p.Started, p.Ready
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/mirrorlet/mirrorlet/runtime/fake"
 )
 
 // mirrorObserver records every version of a mirror a watch delivers.
@@ -95,6 +98,50 @@ func TestStatusDoesNotFlapAcrossRestart(t *testing.T) {
 	consistently(t, "Running and Ready while the runtime does not answer", writeWindow/5, func() bool { _, bad := obs.report(); return len(bad) == 0 })
 	first.RT.SetUnreachable(false)
 	consistently(t, "Running and Ready once it answers", writeWindow/5, func() bool { _, bad := obs.report(); return len(bad) == 0 })
+	seen, bad := obs.report()
+	t.Logf("versions seen: %v", seen)
+	if len(bad) > 0 {
+		t.Errorf("the observer saw the mirror not Running and Ready across the restart: %v", bad)
+	}
+}
+
+// TestReadinessDoesNotFlapAcrossRestart: a container whose readiness probe
+// succeeds stays Ready through a restart of mirrorlet, while the new
+// prober has no result yet (its first probe hangs until the test lets it
+// answer), and after.
+func TestReadinessDoesNotFlapAcrossRestart(t *testing.T) {
+	node := newNodeName("noflap-probe")
+	dir := t.TempDir()
+	manifest := func(role string) string {
+		return podManifest("web", map[string]string{"role": role}, "nginx:1.27") +
+			"    readinessProbe:\n      exec: {command: [ready]}\n      periodSeconds: 1\n      timeoutSeconds: 20\n"
+	}
+	rt := fake.New(nil)
+	first := startAgent(t, node, dir, rt)
+	first.Write("web.yaml", manifest("a"))
+	m := first.WaitMirror("web", func(p *corev1.Pod) bool {
+		c := condition(p, corev1.PodReady)
+		return isRunning(p) && c != nil && c.Status == corev1.ConditionTrue
+	})
+	obs := observeMirror(t, m.Name)
+	eventually(t, "the observer sees the mirror", func() bool { seen, _ := obs.report(); return len(seen) > 0 })
+	first.Stop()
+
+	release := make(chan struct{})
+	rt.SetExec(func(ctx context.Context, _ string, _ []string, _ time.Duration) ([]byte, []byte, int32, error) {
+		select {
+		case <-release:
+			return nil, nil, 0, nil
+		case <-ctx.Done():
+			return nil, nil, 0, ctx.Err()
+		}
+	})
+	second := startAgent(t, node, dir, rt)
+	second.Write("web.yaml", manifest("b"))
+	second.WaitMirror("web", func(p *corev1.Pod) bool { return p.Labels["role"] == "b" })
+	consistently(t, "Ready while the probe has no result", writeWindow/5, func() bool { _, bad := obs.report(); return len(bad) == 0 })
+	close(release)
+	consistently(t, "Ready once it answers", writeWindow/5, func() bool { _, bad := obs.report(); return len(bad) == 0 })
 	seen, bad := obs.report()
 	t.Logf("versions seen: %v", seen)
 	if len(bad) > 0 {

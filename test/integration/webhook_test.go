@@ -138,7 +138,9 @@ func serveMutation(t *testing.T, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ops []map[string]any
-	add := func(path string, value any) { ops = append(ops, map[string]any{"op": "add", "path": path, "value": value}) }
+	add := func(path string, value any) {
+		ops = append(ops, map[string]any{"op": "add", "path": path, "value": value})
+	}
 	switch {
 	case pod.Labels == nil:
 		add("/metadata/labels", map[string]string{webhookLabel: "webhook"})
