@@ -207,3 +207,34 @@ func TestConditionReasons(t *testing.T) {
 		})
 	}
 }
+
+// While a container's probes have no result yet (mirrorlet restarted under
+// it), what the mirror showed for that same container ID holds; a new
+// attempt starts unready.
+func TestPendingProbesKeepWhatTheMirrorShowed(t *testing.T) {
+	spec := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "a"}}}
+	a := container("a", 0, mruntime.ContainerRunning, 0)
+	pod := &mruntime.Pod{SandboxID: "s", Ready: true, CreatedAt: t0, Containers: []mruntime.Container{a}}
+	shown := func(id string) corev1.PodStatus {
+		return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "a", ContainerID: "fake://" + id, Ready: true,
+			Started: ptrTo(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		probe podstate.Probe
+		have  corev1.PodStatus
+		ready bool
+	}{
+		{"pending, same attempt shown ready", podstate.Probe{Pending: true}, shown(a.ID), true},
+		{"pending, another attempt shown", podstate.Probe{Pending: true}, shown("old"), false},
+		{"result: not ready", podstate.Probe{Started: true}, shown(a.ID), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := computeStatus(statusInput{spec: spec, hasState: true, now: t0, have: tc.have, runtimeName: "fake",
+				state: podstate.State{Pod: pod, Probes: map[string]podstate.Probe{a.ID: tc.probe}}})
+			if cs := st.ContainerStatuses[0]; cs.Ready != tc.ready {
+				t.Errorf("ready %v, want %v", cs.Ready, tc.ready)
+			}
+		})
+	}
+}
