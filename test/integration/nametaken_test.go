@@ -54,3 +54,25 @@ func TestMirrorNameTakenIsReported(t *testing.T) {
 	}
 	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != squatter.UID && isRunning(p) })
 }
+
+// TestMirrorNameTakenOnTheNodeIsReported: a pod bound to mirrorlet's node
+// under a mirror's name (in mirrorlet's cache, not a mirror) is reported
+// the same way, rejected as any pod the scheduler binds there, and never
+// replaced by mirrorlet.
+func TestMirrorNameTakenOnTheNodeIsReported(t *testing.T) {
+	ctx := context.Background()
+	a := startAgent(t, newNodeName("taken-here"), "", nil)
+	a.Write("other.yaml", podManifest("other", nil, "nginx:1.27"))
+	a.WaitMirror("other", isRunning)
+	squatter := boundPod("web-"+a.Node, a.Node)
+	if err := k8s.Create(ctx, squatter); err != nil {
+		t.Fatal(err)
+	}
+	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
+	a.WaitRunning("web", 1)
+	waitNodeEvent(t, a.Node, "FailedCreateMirrorPod", "already exists and is not a mirror pod (bound to node "+a.Node+")")
+	got := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if got.UID != squatter.UID {
+		t.Errorf("the pod holding the name was replaced")
+	}
+}
