@@ -8,6 +8,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -47,6 +48,38 @@ func TestMutatingAdmissionPolicyDoesNotLoop(t *testing.T) {
 	checkNoWrites(t, writes, writeWindow, "after the label edit")
 }
 
+// TestAdmissionRewritingManifestFieldDoesNotLoop: a policy that rewrites
+// a label the manifest sets, on every create and update, wins; mirrorlet
+// says so once (Event MutatedMirrorPod) and does not fight it: a bounded
+// number of writes, none once settled.
+func TestAdmissionRewritingManifestFieldDoesNotLoop(t *testing.T) {
+	node := newNodeName("rewrite")
+	installPolicy(t, "rewrite-"+node, node, "object.metadata.?labels.orValue({}).?tier.orValue('') != 'forced'",
+		`[JSONPatch{op: "add", path: "/metadata/labels/tier", value: "forced"}]`,
+		func(p *corev1.Pod) bool { return p.Labels["tier"] == "forced" })
+	writes, counting := countPodWrites(t)
+	a := startAgent(t, node, "", nil, counting)
+	a.Write("web.yaml", podManifest("web", map[string]string{"tier": "a"}, "nginx:1.27"))
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return isRunning(p) && p.Labels["tier"] == "forced" })
+	eventually(t, "a MutatedMirrorPod Event on the mirror", func() bool {
+		var list eventsv1.EventList
+		if err := k8s.List(context.Background(), &list, client.InNamespace("default")); err != nil {
+			return false
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == m.Name && e.Reason == "MutatedMirrorPod" {
+				return true
+			}
+		}
+		return false
+	})
+	checkNoWrites(t, writes, writeWindow, "after the mirror is Running")
+	t.Logf("pod writes: %d %s", writes.Total(), writes)
+	if writes.Total() > 6 {
+		t.Errorf("%d pod writes (%s), want at most 6", writes.Total(), writes)
+	}
+}
+
 // checkNoWrites fails if mirrorlet writes a pod within d.
 func checkNoWrites(t *testing.T, writes *podWrites, d time.Duration, when string) {
 	t.Helper()
@@ -69,8 +102,21 @@ func hasInjectedToleration(p *corev1.Pod) bool {
 // bound to node, on create and update, and waits until it is in effect.
 func installTolerationPolicy(t *testing.T, node string) {
 	t.Helper()
+	installPolicy(t, "inject-"+node, node,
+		"!object.spec.?tolerations.orValue([]).exists(t, t.?key.orValue('') == 'injected')", `[
+			JSONPatch{op: "add", path: "/spec/tolerations/-",
+				value: Object.spec.tolerations{key: "injected", operator: "Exists", effect: "NoSchedule"}},
+			JSONPatch{op: "add", path: "/metadata/labels/injected-by", value: "policy"}
+		]`,
+		func(p *corev1.Pod) bool { return hasInjectedToleration(p) && p.Labels["injected-by"] == "policy" })
+}
+
+// installPolicy installs a MutatingAdmissionPolicy named name that applies
+// jsonPatch to pods bound to node on create and update when condition
+// holds, and waits until a dry-run pod comes back mutated.
+func installPolicy(t *testing.T, name, node, condition, jsonPatch string, mutated func(*corev1.Pod) bool) {
+	t.Helper()
 	ctx := context.Background()
-	name := "inject-" + node
 	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
@@ -82,15 +128,11 @@ func installTolerationPolicy(t *testing.T, node string) {
 			}}},
 			MatchConditions: []admissionregistrationv1.MatchCondition{
 				{Name: "on-node", Expression: fmt.Sprintf("object.spec.?nodeName.orValue('') == '%s'", node)},
-				{Name: "not-yet", Expression: "!object.spec.?tolerations.orValue([]).exists(t, t.?key.orValue('') == 'injected')"},
+				{Name: "when", Expression: condition},
 			},
 			Mutations: []admissionregistrationv1.Mutation{{
 				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
-				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: `[
-					JSONPatch{op: "add", path: "/spec/tolerations/-",
-						value: Object.spec.tolerations{key: "injected", operator: "Exists", effect: "NoSchedule"}},
-					JSONPatch{op: "add", path: "/metadata/labels/injected-by", value: "policy"}
-				]`},
+				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: jsonPatch},
 			}},
 			FailurePolicy:      ptrTo(admissionregistrationv1.Fail),
 			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
@@ -106,7 +148,7 @@ func installTolerationPolicy(t *testing.T, node string) {
 		}
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
 	}
-	waitMutation(t, node, func(p *corev1.Pod) bool { return hasInjectedToleration(p) && p.Labels["injected-by"] == "policy" })
+	waitMutation(t, node, mutated)
 }
 
 // waitMutation waits until a dry-run pod on node comes back mutated.
