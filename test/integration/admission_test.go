@@ -51,7 +51,8 @@ func TestMutatingAdmissionPolicyDoesNotLoop(t *testing.T) {
 // TestAdmissionRewritingManifestFieldDoesNotLoop: a policy that rewrites
 // a label the manifest sets, on every create and update, wins; mirrorlet
 // says so once (Event MutatedMirrorPod) and does not fight it: a bounded
-// number of writes, none once settled.
+// number of writes, none once settled, and none of the mirror itself when
+// later events (a container restart) wake its reconcile.
 func TestAdmissionRewritingManifestFieldDoesNotLoop(t *testing.T) {
 	node := newNodeName("rewrite")
 	installPolicy(t, "rewrite-"+node, node, "object.metadata.?labels.orValue({}).?tier.orValue('') != 'forced'",
@@ -77,6 +78,19 @@ func TestAdmissionRewritingManifestFieldDoesNotLoop(t *testing.T) {
 	t.Logf("pod writes: %d %s", writes.Total(), writes)
 	if writes.Total() > 6 {
 		t.Errorf("%d pod writes (%s), want at most 6", writes.Total(), writes)
+	}
+	applies := writes.Count("PATCH pods")
+	rp := a.WaitRunning("web", 1)
+	if err := a.RT.Exit(rp.UID, "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount == 1 && cs[0].State.Running != nil
+	})
+	if n := writes.Count("PATCH pods"); n != applies {
+		t.Errorf("%d more writes of the mirror after a container restart (%s), want none: mirrorlet fights the policy",
+			n-applies, writes)
 	}
 }
 

@@ -59,6 +59,13 @@ func (w *podWrites) Total() int {
 	return n
 }
 
+// Count returns the number of writes of one kind ("PATCH pods").
+func (w *podWrites) Count(what string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[what]
+}
+
 func (w *podWrites) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
