@@ -86,6 +86,21 @@ func ownedConfiguration(mirror *corev1.Pod) (*corev1ac.PodApplyConfiguration, bo
 	return ac, true, nil
 }
 
+// applied reports whether mirrorlet owns fields of mirror through apply. A
+// mirror it owns only through an Update entry (made by a plain create: by
+// mirrorlet when patches are refused, or by a version before apply, whose
+// user agent named the same manager) is not changed in place: an apply
+// could not remove what the Update entry owns (a label dropped from the
+// manifest would stay), so it is recreated instead.
+func applied(mirror *corev1.Pod) bool {
+	for _, mf := range mirror.ManagedFields {
+		if mf.Manager == FieldManager && mf.Subresource == "" && mf.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
+}
+
 // driftOf compares what mirrorlet owns of mirror with want. Fields only
 // others own are not looked at. Spec fields mirrorlet set must still hold
 // its values, where admission may have added to them (an atomic list such

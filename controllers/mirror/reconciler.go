@@ -244,6 +244,9 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 		if d, err = r.driftOf(mirror, ac); err != nil {
 			return nil, err
 		}
+		if d == metadataDrift && !r.recreateOnly() && !applied(mirror) {
+			d = specDrift // see applied
+		}
 	}
 	switch {
 	case mirror != nil && d == inSync:
