@@ -3,6 +3,7 @@ package mirror
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,11 +141,16 @@ func driftOf(mirror *corev1.Pod, want *corev1ac.PodApplyConfiguration) (drift, e
 	return inSync, nil
 }
 
-// ownedMetadata is the metadata mirrorlet sets.
+// ownedMetadata is the metadata mirrorlet sets, but for config.seen: when
+// the source first saw this version is read again at every start, and the
+// value the mirror already shows is the earlier, truer one; it is written
+// with the next change (a restart writes no mirror).
 func ownedMetadata(ac *corev1ac.PodApplyConfiguration) map[string]any {
+	annotations := maps.Clone(ac.Annotations)
+	delete(annotations, manifest.AnnotationSeen)
 	return map[string]any{
 		"labels":          ac.Labels,
-		"annotations":     ac.Annotations,
+		"annotations":     annotations,
 		"ownerReferences": ac.OwnerReferences,
 	}
 }

@@ -62,3 +62,23 @@ func TestMirrorOfPreviousVersionAdopted(t *testing.T) {
 	}
 	t.Logf("pod writes: %s", writes)
 }
+
+// TestRestartWritesNoMirror: after a restart, mirrorlet finds its mirror
+// as it left it and writes nothing to it (config.seen, read again at
+// start, is not a reason to write).
+func TestRestartWritesNoMirror(t *testing.T) {
+	ctx := context.Background()
+	node, dir := newNodeName("restart-quiet"), t.TempDir()
+	first := startAgent(t, node, dir, nil)
+	first.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
+	m := first.WaitMirror("web", isRunning)
+	first.Stop()
+
+	writes, counting := countPodWrites(t)
+	second := startAgent(t, node, dir, first.RT, counting)
+	second.WaitRunning("web", 1)
+	consistently(t, "the mirror kept, not written", 2*time.Second, func() bool {
+		got := &corev1.Pod{}
+		return k8s.Get(ctx, client.ObjectKeyFromObject(m), got) == nil && got.UID == m.UID && writes.Total() == 0
+	})
+}
