@@ -54,13 +54,15 @@ type attempt struct {
 	results map[probeType]result
 	// messages holds the output of each probe's last recorded failure.
 	messages map[probeType]string
+	// recorded holds the probes that have recorded a result.
+	recorded map[probeType]bool
 }
 
 func newAttempt(pod *corev1.Pod, c *corev1.Container, cancel context.CancelFunc) *attempt {
 	a := &attempt{
 		uid: pod.UID, key: types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name},
 		cancel: cancel, specs: map[probeType]*corev1.Probe{}, workers: map[probeType]*worker{},
-		results: map[probeType]result{}, messages: map[probeType]string{},
+		results: map[probeType]result{}, messages: map[probeType]string{}, recorded: map[probeType]bool{},
 	}
 	for pt, p := range map[probeType]*corev1.Probe{liveness: c.LivenessProbe, readiness: c.ReadinessProbe, startup: c.StartupProbe} {
 		if p != nil {
@@ -104,11 +106,13 @@ func (a *attempt) set(pt probeType, r result, message string) bool {
 	defer a.mu.Unlock()
 	before := a.statusLocked()
 	a.results[pt] = r
+	a.recorded[pt] = true
 	if r == failure {
 		a.messages[pt] = message
 	}
 	after := a.statusLocked()
-	return before.Started != after.Started || before.Ready != after.Ready || before.LivenessFailed != after.LivenessFailed
+	return before.Started != after.Started || before.Ready != after.Ready || before.LivenessFailed != after.LivenessFailed ||
+		before.Pending != after.Pending
 }
 
 // started reports whether the startup probe succeeded (or there is none).
@@ -130,6 +134,9 @@ func (a *attempt) status() Status {
 
 func (a *attempt) statusLocked() Status {
 	s := Status{Started: a.startedLocked()}
+	for _, pt := range []probeType{startup, readiness} {
+		s.Pending = s.Pending || (a.specs[pt] != nil && !a.recorded[pt])
+	}
 	s.Ready = s.Started && (a.specs[readiness] == nil || a.results[readiness] == success)
 	for _, pt := range []probeType{startup, liveness} {
 		if a.specs[pt] != nil && a.results[pt] == failure {

@@ -26,4 +26,8 @@ type Status struct {
 	Message string
 	// KillGrace is the probe's terminationGracePeriodSeconds, if set.
 	KillGrace *time.Duration
+	// Pending: a startup or readiness probe has no result yet for this
+	// attempt, so Started and Ready are only the initial values (after a
+	// restart of mirrorlet under a running container, say).
+	Pending bool
 }

@@ -7,7 +7,7 @@ import (
 
 var mirrorWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "mirrorlet_mirror_writes_total",
-	Help: "Writes of mirror pods to the API server, by operation (create, delete, status) and result.",
+	Help: "Writes of mirror pods to the API server, by operation (create, apply, delete, status) and result.",
 }, []string{"operation", "result"})
 
 var mirrorRejected = prometheus.NewCounter(prometheus.CounterOpts{

@@ -2,22 +2,29 @@ package mirror
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -30,6 +37,9 @@ import (
 type Config struct {
 	NodeName string
 	Client   client.Client
+	// Reader reads past the cache (a pod holding a mirror's name may be
+	// bound to another node); default: Client.
+	Reader   client.Reader
 	Desired  *desired.Set
 	States   *podstate.Store
 	Recorder events.EventRecorder
@@ -46,6 +56,9 @@ type Reconciler struct {
 	// recreate is set once the API server refused a metadata patch:
 	// metadata changes then go through delete + create (see recreate.go).
 	recreate atomic.Bool
+	// mutated holds, by key, the mirrors admission changed on mirrorlet's
+	// last write (see settle).
+	mutated sync.Map
 }
 
 // New validates and defaults cfg and returns a Reconciler.
@@ -63,6 +76,9 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	if cfg.Reader == nil {
+		cfg.Reader = cfg.Client
+	}
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = "containerd"
 	}
@@ -78,9 +94,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("mirror").
 		For(&corev1.Pod{}).
-		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allKeys)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allKeys), builder.WithPredicates(mirrorInputChanged())).
 		WatchesRawSource(source.Func(r.watchNode)).
 		Complete(r)
+}
+
+// mirrorInputChanged passes the Node events that change mirrors: the Node
+// registered or deleted, another UID (mirrors' owner) or InternalIP (their
+// hostIP). A heartbeat, which rewrites the Node's status every minute,
+// wakes no mirror.
+func mirrorInputChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldNode, ok1 := e.ObjectOld.(*corev1.Node)
+			newNode, ok2 := e.ObjectNew.(*corev1.Node)
+			return !ok1 || !ok2 || oldNode.UID != newNode.UID || nodeIP(oldNode) != nodeIP(newNode)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }
 
 // watchNode enqueues every static pod, then every key whose desired pod or
@@ -124,10 +155,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !ok {
 		return r.deleteOrphan(ctx, mirror)
 	}
-	if mirror != nil && !isMirror(mirror) {
-		log.FromContext(ctx).Info("A pod that is not a mirror holds the static pod's name; leaving it alone", "pod", key)
-		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
-	}
 	node := &corev1.Node{}
 	if err := r.cfg.Client.Get(ctx, types.NamespacedName{Name: r.cfg.NodeName}, node); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -136,12 +163,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("getting node %s: %w", r.cfg.NodeName, err)
 	}
-	mirror, err := r.ensureMirror(ctx, mirror, Build(sp, node))
+	var err error
+	if mirror != nil && !isMirror(mirror) {
+		// A pod bound to this node under the mirror's name: never ours.
+		mirror, err = nil, nameTaken(mirror)
+	} else {
+		mirror, err = r.ensureMirror(ctx, mirror, Build(sp, node))
+	}
 	if err == nil && mirror != nil {
 		err = r.writeStatus(ctx, sp, mirror, node)
 	}
 	r.track(key, mirror, node, err)
-	if err != nil && isRejection(err) {
+	switch {
+	case errors.Is(err, errNameTaken):
+		// A pod on another node sends no event here when it goes.
+		log.FromContext(ctx).Error(err, "Another pod holds the mirror pod's name; retrying later", "pod", key)
+		return reconcile.Result{RequeueAfter: 10 * time.Second}, nil
+	case err != nil && isRejection(err):
 		// Retrying at once will not help; the static pod keeps running.
 		log.FromContext(ctx).Error(err, "API server refused the mirror pod; retrying later", "pod", key)
 		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
@@ -163,10 +201,16 @@ func (r *Reconciler) track(key types.NamespacedName, mirror *corev1.Pod, node *c
 		st.UID = mirror.UID
 	}
 	if err != nil {
-		st.Error, st.Rejected = err.Error(), isRejection(err)
+		st.Error, st.Rejected, st.NameTaken = err.Error(), isRejection(err), errors.Is(err, errNameTaken)
 	}
 	old := r.cfg.Tracker.set(key, st)
-	if st.Rejected && old.Error != st.Error {
+	switch {
+	case old.Error == st.Error:
+	case st.NameTaken:
+		mirrorRejected.Inc()
+		r.cfg.Recorder.Eventf(node, refusedPod(key), corev1.EventTypeWarning, "FailedCreateMirrorPod", "CreateMirrorPod",
+			"cannot create mirror pod %s (the static pod keeps running): %v", key, err)
+	case st.Rejected:
 		mirrorRejected.Inc()
 		r.cfg.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "FailedCreateMirrorPod", "CreateMirrorPod",
 			"API server refused mirror pod %s (the static pod keeps running): %v", key, err)
@@ -186,10 +230,28 @@ func (r *Reconciler) deleteOrphan(ctx context.Context, mirror *corev1.Pod) (reco
 	return reconcile.Result{}, r.delete(ctx, mirror)
 }
 
-// ensureMirror creates, recreates or patches the mirror so that it matches
-// want, and returns the mirror as it now is.
+// ensureMirror creates, recreates or applies the mirror so that the fields
+// mirrorlet owns match want, and returns the mirror as it now is. Fields
+// other managers own (admission's labels, tolerations, containers) are
+// not compared and never written.
 func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod) (*corev1.Pod, error) {
-	if mirror != nil && needsRecreate(mirror, want) {
+	ac, err := applyConfiguration(want)
+	if err != nil {
+		return nil, err
+	}
+	d := specDrift
+	if mirror != nil {
+		if d, err = r.driftOf(mirror, ac); err != nil {
+			return nil, err
+		}
+		if d == metadataDrift && !r.recreateOnly() && !applied(mirror) {
+			d = specDrift // see applied
+		}
+	}
+	switch {
+	case mirror != nil && d == inSync:
+		return mirror, nil
+	case mirror != nil && d == specDrift:
 		log.FromContext(ctx).Info("Recreating mirror pod", "pod", client.ObjectKeyFromObject(mirror),
 			"deleting", mirror.DeletionTimestamp != nil, "hash", want.Annotations[manifest.AnnotationMirror])
 		if err := r.delete(ctx, mirror); err != nil {
@@ -198,42 +260,72 @@ func (r *Reconciler) ensureMirror(ctx context.Context, mirror, want *corev1.Pod)
 		mirror = nil
 	}
 	if mirror == nil {
-		return r.create(ctx, want)
-	}
-	if !metadataDiffers(mirror, want) {
-		return mirror, nil
+		return r.settle(ctx, ac)(r.create(ctx, want, ac))
 	}
 	if r.recreateOnly() {
-		return r.recreateForMetadata(ctx, mirror, want)
+		return r.settle(ctx, ac)(r.recreateForMetadata(ctx, mirror, want))
 	}
-	patched, err := r.patchMetadata(ctx, mirror, want)
+	applied, err := r.apply(ctx, "apply", want, ac)
 	if patchForbidden(err) {
 		r.enterRecreateMode(ctx, mirror, err)
-		return r.recreateForMetadata(ctx, mirror, want)
+		applied, err = r.recreateForMetadata(ctx, mirror, want)
 	}
-	return patched, err
+	return r.settle(ctx, ac)(applied, err)
 }
 
-// patchMetadata patches labels, annotations, owners and finalizers of
-// mirror back to want's.
-func (r *Reconciler) patchMetadata(ctx context.Context, mirror, want *corev1.Pod) (*corev1.Pod, error) {
-	patched := mirror.DeepCopy()
-	patched.Labels, patched.Annotations = want.Labels, want.Annotations
-	patched.OwnerReferences, patched.Finalizers = want.OwnerReferences, nil
-	patch := client.MergeFromWithOptions(mirror, client.MergeFromWithOptimisticLock{})
-	if err := r.cfg.Client.Patch(ctx, patched, patch); err != nil {
-		return nil, fmt.Errorf("patching mirror pod %s metadata: %w", client.ObjectKeyFromObject(mirror), err)
+// apply writes ac with server-side apply as FieldManager, forcing: a field
+// someone else took from mirrorlet is taken back. It creates the mirror
+// when there is none; it cannot take over a pod that is not this mirror
+// (config.mirror and spec.nodeName are immutable). op says which it is
+// meant to be, for metrics and logs: "create" or "apply".
+func (r *Reconciler) apply(ctx context.Context, op string, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
+	body, err := json.Marshal(ac)
+	if err != nil {
+		return nil, fmt.Errorf("encoding mirror pod %s: %w", client.ObjectKeyFromObject(want), err)
 	}
-	log.FromContext(ctx).Info("Patched mirror pod metadata", "pod", client.ObjectKeyFromObject(mirror))
-	return patched, nil
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: want.Name, Namespace: want.Namespace}}
+	err = r.cfg.Client.Patch(ctx, pod, client.RawPatch(types.ApplyPatchType, body),
+		client.ForceOwnership, client.FieldOwner(FieldManager))
+	if err != nil {
+		mirrorWrites.WithLabelValues(op, "error").Inc()
+		return nil, fmt.Errorf("applying mirror pod %s: %w", client.ObjectKeyFromObject(want), err)
+	}
+	mirrorWrites.WithLabelValues(op, "ok").Inc()
+	if op == "create" {
+		log.FromContext(ctx).Info("Created mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
+	} else {
+		log.FromContext(ctx).Info("Applied mirror pod", "pod", client.ObjectKeyFromObject(pod), "uid", pod.UID)
+	}
+	return pod, nil
 }
 
-func (r *Reconciler) create(ctx context.Context, want *corev1.Pod) (*corev1.Pod, error) {
+// create makes a new mirror: by apply, or by create when this identity
+// may not patch pods. A pod that already holds the name and is not this
+// mirror is reported (see nameTaken), not written.
+func (r *Reconciler) create(ctx context.Context, want *corev1.Pod, ac *corev1ac.PodApplyConfiguration) (*corev1.Pod, error) {
+	if !r.recreateOnly() {
+		created, err := r.apply(ctx, "create", want, ac)
+		if patchForbidden(err) {
+			r.enterRecreateMode(ctx, want, err)
+			return r.createOnly(ctx, want)
+		}
+		if err != nil && (apierrors.IsInvalid(err) || apierrors.IsForbidden(err)) {
+			return nil, r.explainRefusal(ctx, want, err)
+		}
+		return created, err
+	}
+	return r.createOnly(ctx, want)
+}
+
+// createOnly creates the mirror with a plain create, as FieldManager.
+func (r *Reconciler) createOnly(ctx context.Context, want *corev1.Pod) (*corev1.Pod, error) {
 	obj := want.DeepCopy()
-	err := r.cfg.Client.Create(ctx, obj)
+	err := r.cfg.Client.Create(ctx, obj, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
-		// The cache is behind; the next event brings the mirror.
-		return nil, nil
+		if taken := r.explainRefusal(ctx, want, err); errors.Is(taken, errNameTaken) {
+			return nil, taken
+		}
+		return nil, nil // the cache is behind; the next event brings the mirror
 	}
 	if err != nil {
 		mirrorWrites.WithLabelValues("create", "error").Inc()
@@ -276,6 +368,12 @@ func (r *Reconciler) delete(ctx context.Context, mirror *corev1.Pod) error {
 // writeStatus writes the mirror's status when what runs differs from it.
 func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mirror *corev1.Pod, node *corev1.Node) error {
 	state, ok := r.cfg.States.Get(sp.Key())
+	if !ok && mirror.Status.Phase != "" {
+		// Not known yet (mirrorlet just started, the runtime does not
+		// answer): the mirror keeps what it shows rather than going back
+		// to Pending. A new mirror shows Pending at once.
+		return nil
+	}
 	if ok && state.UID != sp.Pod.UID {
 		state, ok = podstate.State{}, false // the runtime still runs the old version
 	}
@@ -283,6 +381,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: r.cfg.Desired.Problems(sp.Key()),
 		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
 		annotations: sp.Pod.Annotations,
+		generation:  mirror.Generation,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return nil

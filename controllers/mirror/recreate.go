@@ -48,7 +48,7 @@ func (r *Reconciler) recreateForMetadata(ctx context.Context, mirror, want *core
 	if err := r.delete(ctx, mirror); err != nil {
 		return nil, err
 	}
-	created, err := r.create(ctx, want)
+	created, err := r.createOnly(ctx, want)
 	if err == nil && created == nil {
 		// The delete did not take yet (NodeRestriction checks deletes
 		// against its own, possibly late, cache): try again.

@@ -32,6 +32,9 @@ type statusInput struct {
 	now         time.Time
 	// annotations are the static pod's: they say when a pinned revision runs.
 	annotations map[string]string
+	// generation is the mirror's metadata.generation, reported as
+	// observedGeneration (0 when there is no mirror).
+	generation int64
 }
 
 // computeStatus turns runtime state into pod status. Times are truncated to
@@ -41,7 +44,7 @@ func computeStatus(in statusInput) corev1.PodStatus {
 	if in.hasState {
 		pod = in.state.Pod
 	}
-	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP}
+	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP, ObservedGeneration: in.generation}
 	if in.hostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
 	}
@@ -94,7 +97,7 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
 		case latest.State == mruntime.ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: *orZero(mtime(latest.StartedAt))}
-			started, ready := probed(in.state, latest.ID)
+			started, ready := probed(in.state, latest.ID, in.have, in.runtimeName)
 			cs.Ready = !init && ready
 			cs.Started = ptr.To(started)
 		case latest.State == mruntime.ContainerExited && isWaiting:
@@ -121,14 +124,24 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 }
 
 // probed returns what the probes say of a running container attempt:
-// started and ready when no prober runs or it has no result yet for it.
-func probed(st podstate.State, id string) (started, ready bool) {
+// started and ready when no prober runs; not started or ready when it has
+// no result for it. While its probes have no result yet, what the mirror
+// showed for this same attempt (container ID) holds: a restart of
+// mirrorlet does not turn a ready container unready.
+func probed(st podstate.State, id string, have corev1.PodStatus, runtimeName string) (started, ready bool) {
 	if st.Probes == nil {
 		return true, true
 	}
 	p, ok := st.Probes[id]
 	if !ok {
 		return false, false
+	}
+	if p.Pending {
+		for _, cs := range have.ContainerStatuses {
+			if cs.ContainerID == runtimeName+"://"+id && cs.State.Running != nil {
+				return cs.Started != nil && *cs.Started, cs.Ready
+			}
+		}
 	}
 	return p.Started, p.Ready
 }
@@ -227,16 +240,12 @@ func appPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) co
 }
 
 func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1.PodCondition {
-	initialized := true
-	for _, cs := range st.InitContainerStatuses {
-		initialized = initialized && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
-	}
-	ready := readyCondition(st, pod)
-	containersReady := ready
-	containersReady.Type = corev1.ContainersReady
+	containersReady := containersReadyCondition(st)
+	ready := containersReady
+	ready.Type = corev1.PodReady
 	conds := []corev1.PodCondition{
 		{Type: corev1.PodReadyToStartContainers, Status: boolStatus(pod != nil && pod.Ready)},
-		{Type: corev1.PodInitialized, Status: boolStatus(pod != nil && initialized)},
+		initializedCondition(st),
 		containersReady,
 		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
@@ -247,6 +256,7 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	}
 	for i := range conds {
 		c := &conds[i]
+		c.ObservedGeneration = in.generation
 		c.LastTransitionTime = *mtime(in.now)
 		for _, old := range in.have.Conditions {
 			if old.Type == c.Type && old.Status == c.Status {
@@ -257,10 +267,32 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	return conds
 }
 
-// readyCondition is the pod's Ready condition, with the kubelet's reason
-// and message when a container is not ready.
-func readyCondition(st corev1.PodStatus, pod *mruntime.Pod) corev1.PodCondition {
-	c := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+// initializedCondition is the pod's Initialized condition with the
+// kubelet's reason and message (its GeneratePodInitializedCondition).
+func initializedCondition(st corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}
+	if st.Phase == corev1.PodSucceeded {
+		c.Reason = "PodCompleted"
+		return c
+	}
+	var incomplete []string
+	for _, cs := range st.InitContainerStatuses {
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			incomplete = append(incomplete, cs.Name)
+		}
+	}
+	if len(incomplete) > 0 {
+		c.Status, c.Reason = corev1.ConditionFalse, "ContainersNotInitialized"
+		c.Message = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(incomplete, " "))
+	}
+	return c
+}
+
+// containersReadyCondition is the pod's ContainersReady condition with
+// the kubelet's reasons and messages (its
+// GenerateContainersReadyCondition); Ready copies it.
+func containersReadyCondition(st corev1.PodStatus) corev1.PodCondition {
+	c := corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}
 	var unready []string
 	for _, cs := range st.ContainerStatuses {
 		if !cs.Ready {
@@ -268,10 +300,12 @@ func readyCondition(st corev1.PodStatus, pod *mruntime.Pod) corev1.PodCondition 
 		}
 	}
 	switch {
-	case pod == nil || len(st.ContainerStatuses) == 0:
-		c.Status = corev1.ConditionFalse
-	case st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed:
+	case len(st.ContainerStatuses) == 0:
+		c.Status, c.Reason = corev1.ConditionFalse, "UnknownContainerStatuses"
+	case st.Phase == corev1.PodSucceeded:
 		c.Status, c.Reason = corev1.ConditionFalse, "PodCompleted"
+	case st.Phase == corev1.PodFailed:
+		c.Status, c.Reason = corev1.ConditionFalse, "PodFailed"
 	case len(unready) > 0:
 		c.Status, c.Reason = corev1.ConditionFalse, "ContainersNotReady"
 		c.Message = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))

@@ -153,3 +153,88 @@ func TestStatusFromProbes(t *testing.T) {
 		})
 	}
 }
+
+// Conditions carry the kubelet's reasons and messages, and every
+// condition and the status the mirror's generation.
+func TestConditionReasons(t *testing.T) {
+	never := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+		InitContainers: []corev1.Container{{Name: "init"}}, Containers: []corev1.Container{{Name: "c"}}}
+	pod := func(cs ...mruntime.Container) *podstate.State {
+		return &podstate.State{Pod: &mruntime.Pod{SandboxID: "s", Ready: true, CreatedAt: t0, Containers: cs}}
+	}
+	initDone := container("init", 0, mruntime.ContainerExited, 0)
+	type cond struct{ status, reason, msg string }
+	for _, tc := range []struct {
+		name                   string
+		state                  *podstate.State
+		phase                  corev1.PodPhase
+		initialized, readiness cond
+	}{
+		{name: "no sandbox yet", phase: corev1.PodPending,
+			initialized: cond{"False", "ContainersNotInitialized", "containers with incomplete status: [init]"},
+			readiness:   cond{"False", "ContainersNotReady", "containers with unready status: [c]"}},
+		{name: "init running", state: pod(container("init", 0, mruntime.ContainerRunning, 0)), phase: corev1.PodPending,
+			initialized: cond{"False", "ContainersNotInitialized", "containers with incomplete status: [init]"},
+			readiness:   cond{"False", "ContainersNotReady", "containers with unready status: [c]"}},
+		{name: "running", state: pod(initDone, container("c", 0, mruntime.ContainerRunning, 0)), phase: corev1.PodRunning,
+			initialized: cond{"True", "", ""}, readiness: cond{"True", "", ""}},
+		{name: "succeeded", state: pod(initDone, container("c", 0, mruntime.ContainerExited, 0)), phase: corev1.PodSucceeded,
+			initialized: cond{"True", "PodCompleted", ""}, readiness: cond{"False", "PodCompleted", ""}},
+		{name: "failed", state: pod(initDone, container("c", 0, mruntime.ContainerExited, 3)), phase: corev1.PodFailed,
+			initialized: cond{"True", "", ""}, readiness: cond{"False", "PodFailed", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := statusInput{spec: never, now: t0, generation: 7}
+			if tc.state != nil {
+				in.state, in.hasState = *tc.state, true
+			}
+			st := computeStatus(in)
+			if st.Phase != tc.phase || st.ObservedGeneration != 7 {
+				t.Errorf("phase %s observedGeneration %d, want %s 7", st.Phase, st.ObservedGeneration, tc.phase)
+			}
+			for ct, want := range map[corev1.PodConditionType]cond{corev1.PodInitialized: tc.initialized,
+				corev1.ContainersReady: tc.readiness, corev1.PodReady: tc.readiness} {
+				c := findCondition(st, ct)
+				if c == nil || string(c.Status) != want.status || c.Reason != want.reason || c.Message != want.msg {
+					t.Errorf("%s: %+v, want %+v", ct, c, want)
+				}
+			}
+			for _, c := range st.Conditions {
+				if c.ObservedGeneration != 7 {
+					t.Errorf("%s observedGeneration %d, want 7", c.Type, c.ObservedGeneration)
+				}
+			}
+		})
+	}
+}
+
+// While a container's probes have no result yet (mirrorlet restarted under
+// it), what the mirror showed for that same container ID holds; a new
+// attempt starts unready.
+func TestPendingProbesKeepWhatTheMirrorShowed(t *testing.T) {
+	spec := &corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways, Containers: []corev1.Container{{Name: "a"}}}
+	a := container("a", 0, mruntime.ContainerRunning, 0)
+	pod := &mruntime.Pod{SandboxID: "s", Ready: true, CreatedAt: t0, Containers: []mruntime.Container{a}}
+	shown := func(id string) corev1.PodStatus {
+		return corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "a", ContainerID: "fake://" + id, Ready: true,
+			Started: ptrTo(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		probe podstate.Probe
+		have  corev1.PodStatus
+		ready bool
+	}{
+		{"pending, same attempt shown ready", podstate.Probe{Pending: true}, shown(a.ID), true},
+		{"pending, another attempt shown", podstate.Probe{Pending: true}, shown("old"), false},
+		{"result: not ready", podstate.Probe{Started: true}, shown(a.ID), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := computeStatus(statusInput{spec: spec, hasState: true, now: t0, have: tc.have, runtimeName: "fake",
+				state: podstate.State{Pod: pod, Probes: map[string]podstate.Probe{a.ID: tc.probe}}})
+			if cs := st.ContainerStatuses[0]; cs.Ready != tc.ready {
+				t.Errorf("ready %v, want %v", cs.Ready, tc.ready)
+			}
+		})
+	}
+}

@@ -15,6 +15,9 @@ type MirrorState struct {
 	// Rejected is true when the API server refused the mirror (admission,
 	// validation, quota): the static pod keeps running regardless.
 	Rejected bool
+	// NameTaken is true when another pod holds the mirror's name (a pod
+	// that is not this node's mirror): the static pod runs without one.
+	NameTaken bool
 }
 
 // Tracker records the mirror state of every static pod, for `mirrorlet

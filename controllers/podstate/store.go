@@ -38,6 +38,10 @@ type State struct {
 type Probe struct {
 	Started bool
 	Ready   bool
+	// Pending: a startup or readiness probe has no result yet for this
+	// attempt; Started and Ready are initial values, and what the mirror
+	// showed for this same attempt still holds.
+	Pending bool
 }
 
 // Store holds the latest State of every static pod. Safe for concurrent use.

@@ -29,7 +29,7 @@ func (s *podSync) probe(ctx context.Context) {
 			s.kill(ctx, r, st)
 			continue
 		}
-		s.probes[r.ID] = podstate.Probe{Started: st.Started, Ready: st.Ready}
+		s.probes[r.ID] = podstate.Probe{Started: st.Started, Ready: st.Ready, Pending: st.Pending}
 	}
 }
 

@@ -147,25 +147,29 @@ func TestLabelOnlyEditPatchesMirrorInPlace(t *testing.T) {
 	})
 }
 
+// An edit through the API of a field mirrorlet set is reverted in place;
+// fields others add are theirs (server-side apply) and stay.
 func TestAPIEditsToMirrorAreReverted(t *testing.T) {
 	a := startAgent(t, newNodeName("revert"), "", nil)
-	a.Write("web.yaml", podManifest("web", map[string]string{"role": "myrole"}, "nginx:1.27"))
+	a.Write("web.yaml", podManifest("web", map[string]string{"role": "myrole", "tier": "x"}, "nginx:1.27"))
 	m := a.WaitMirror("web", isRunning)
 
 	patched := m.DeepCopy()
 	patched.Labels["role"] = "hijacked"
+	delete(patched.Labels, "tier")
 	patched.Labels["extra"] = "1"
 	patched.Annotations["note"] = "edited"
 	if err := k8s.Patch(context.Background(), patched, client.MergeFrom(m)); err != nil {
 		t.Fatal(err)
 	}
 	got := a.WaitMirror("web", func(p *corev1.Pod) bool {
-		_, extra := p.Labels["extra"]
-		_, note := p.Annotations["note"]
-		return p.Labels["role"] == "myrole" && !extra && !note
+		return p.Labels["role"] == "myrole" && p.Labels["tier"] == "x"
 	})
 	if got.UID != m.UID {
 		t.Errorf("mirror recreated; a metadata edit should be reverted in place")
+	}
+	if got.Labels["extra"] != "1" || got.Annotations["note"] != "edited" {
+		t.Errorf("a label and an annotation the manifest does not set were removed: labels %v, annotations %v", got.Labels, got.Annotations)
 	}
 }
 

@@ -41,7 +41,7 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 		})
 	}
 	t.Run("update", func(t *testing.T) {
-		edited := m.DeepCopy()
+		edited := a.WaitMirror("web", nil) // the latest version: a status write may follow Running
 		edited.Labels["role"] = "b"
 		refused(t, "update", editor.Update(ctx, edited), append(readOnly, "refused: change of labels)")...)
 	})
@@ -81,7 +81,9 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 }
 
 // TestDriftRevertedWithoutPolicies: with deploy/admission absent, the
-// editor's edits go through and mirrorlet puts the mirror back.
+// editor's edits go through and mirrorlet puts back what its manifest
+// sets; an annotation the manifest does not set is the editor's, and stays
+// (server-side apply).
 func TestDriftRevertedWithoutPolicies(t *testing.T) {
 	withoutPolicies(t)
 	ctx := t.Context()
@@ -94,8 +96,7 @@ func TestDriftRevertedWithoutPolicies(t *testing.T) {
 		t.Fatalf("editor's label edit without the policy: %v", err)
 	}
 	a.WaitMirror("web", func(p *corev1.Pod) bool {
-		_, note := p.Annotations["note"]
-		return p.UID == m.UID && p.Labels["role"] == "a" && !note
+		return p.UID == m.UID && p.Labels["role"] == "a" && p.Annotations["note"] == "x"
 	})
 	if err := patch(ctx, editor, m, `{"spec":{"containers":[{"name":"web","image":"nginx:9.99","ports":[{"containerPort":80}]}]}}`); err != nil {
 		t.Fatalf("editor's image edit without the policy: %v", err)

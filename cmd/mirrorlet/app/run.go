@@ -29,6 +29,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
 	"github.com/mirrorlet/mirrorlet/controllers/node"
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/controllers/scheduledpod"
 	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
@@ -344,6 +345,9 @@ func (a *agent) newManager() (ctrl.Manager, error) {
 	if err := a.setupNode(mgr); err != nil {
 		return nil, err
 	}
+	if err := a.setupScheduledPods(mgr); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }
 
@@ -351,7 +355,7 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 	recorder := mgr.GetEventRecorder("mirrorlet")
 	a.events.connect(mgr.GetClient(), recorder)
 	r, err := mirror.New(mirror.Config{
-		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, States: a.states,
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Desired: a.desired, States: a.states,
 		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors,
 	})
 	if err != nil {
@@ -361,6 +365,17 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Desired: a.desired, Recorder: recorder,
 	}); err != nil {
 		return fmt.Errorf("adding manifest problem reporter: %w", err)
+	}
+	return r.SetupWithManager(mgr)
+}
+
+// setupScheduledPods rejects the pods the scheduler binds to this node.
+func (a *agent) setupScheduledPods(mgr ctrl.Manager) error {
+	r, err := scheduledpod.New(scheduledpod.Config{
+		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("mirrorlet"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up scheduled pod rejecter: %w", err)
 	}
 	return r.SetupWithManager(mgr)
 }

@@ -99,6 +99,8 @@ func (a *agent) mirrorSummary(sp *manifest.StaticPod) string {
 	switch {
 	case !ok:
 		return "pending"
+	case ms.NameTaken:
+		return "name taken: " + ms.Error
 	case ms.Rejected:
 		return "refused by the API server: " + ms.Error
 	case ms.Error != "":
