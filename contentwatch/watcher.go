@@ -36,9 +36,9 @@ type Config struct {
 	Log   logr.Logger
 }
 
-// Change says what changed for one pod version since it was first
+// change says what changed for one pod version since it was first
 // watched.
-type Change struct {
+type change struct {
 	// Seq counts the changes; 0 when none happened.
 	Seq uint64
 	// Paths are the watched paths of the last change.
@@ -67,7 +67,7 @@ type Watcher struct {
 
 type podWatch struct {
 	baseline map[string]string // path → hash the pod version runs with
-	change   Change
+	change   change
 }
 
 type pathState struct {
@@ -147,17 +147,15 @@ func (w *Watcher) Forget(uid types.UID) {
 	}
 }
 
-// Changed returns the changes of pod version uid since it was first
-// watched.
-func (w *Watcher) Changed(uid types.UID) Change {
+// Changed returns how many changes happened for pod version uid since it
+// was first watched (0: none), and the paths of the last one.
+func (w *Watcher) Changed(uid types.UID) (seq uint64, paths []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if pw, ok := w.pods[uid]; ok {
-		c := pw.change
-		c.Paths = slices.Clone(c.Paths)
-		return c
+		return pw.change.Seq, slices.Clone(pw.change.Paths)
 	}
-	return Change{}
+	return 0, nil
 }
 
 // pathLocked returns the state of path, hashing it and putting its
@@ -365,7 +363,7 @@ func (w *Watcher) compareLocked(paths []string) []types.UID {
 			changed = append(changed, p)
 		}
 		if len(changed) > 0 {
-			pw.change = Change{Seq: pw.change.Seq + 1, Paths: changed}
+			pw.change = change{Seq: pw.change.Seq + 1, Paths: changed}
 			w.cfg.Log.Info("Watched host content changed", "uid", uid, "paths", changed)
 			out = append(out, uid)
 		}

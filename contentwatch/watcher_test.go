@@ -86,9 +86,9 @@ func (h *harness) settle() {
 
 func (h *harness) wantSeq(uid types.UID, seq uint64, paths ...string) {
 	h.t.Helper()
-	c := h.w.Changed(uid)
-	if c.Seq != seq || (paths != nil && !slices.Equal(c.Paths, paths)) {
-		h.t.Fatalf("pod %s: change %+v, want seq %d paths %v", uid, c, seq, paths)
+	got, gotPaths := h.w.Changed(uid)
+	if got != seq || (paths != nil && !slices.Equal(gotPaths, paths)) {
+		h.t.Fatalf("pod %s: change %d %v, want seq %d paths %v", uid, got, gotPaths, seq, paths)
 	}
 }
 
@@ -266,6 +266,7 @@ func TestPeriodicCheckFindsMissedChange(t *testing.T) {
 	renameOver(t, crt, "crt2")
 	h.eventually("the periodic check to find the change", func() bool {
 		h.clock.Step(time.Hour)
-		return h.w.Changed("pod").Seq == 1
+		seq, _ := h.w.Changed("pod")
+		return seq == 1
 	})
 }

@@ -55,6 +55,8 @@ type Config struct {
 	Prober Prober
 	// Events receives Events for mirrors (Killing); nil: dropped.
 	Events EventSink
+	// Files watches host files for restarts on change; nil: none.
+	Files FileWatcher
 	Log    logr.Logger
 	// Clock drives back-off and timestamps. Default: the real clock.
 	Clock clock.WithTicker
@@ -77,6 +79,8 @@ type Engine struct {
 	workers  map[types.NamespacedName]*worker
 	uidKeys  map[types.UID]types.NamespacedName
 	wg       sync.WaitGroup
+	// gated are the pods waiting for others to be Ready (startorder.go).
+	gated gatedKeys
 }
 
 // New validates and defaults cfg and returns an Engine.
@@ -138,6 +142,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.wake(ev.Key)
 	})
 	defer cancelCache()
+	defer e.cfg.States.Subscribe(e.wakeGated)()
 	if err := e.cfg.Cache.WaitNewer(ctx, 0); err != nil {
 		return nil //nolint:nilerr // ctx ended before the runtime answered
 	}

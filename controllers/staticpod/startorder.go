@@ -1,0 +1,170 @@
+package staticpod
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/manifest"
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
+)
+
+// ReasonWaitingForDependencies is the waiting reason of the containers of
+// a static pod that waits for others to be Ready (manifest.AnnotationAfter).
+const ReasonWaitingForDependencies = "WaitingForDependencies"
+
+// gateState is what a worker knows of its pod's start order.
+type gateState struct {
+	// since holds when each pod version began to wait.
+	since map[types.UID]time.Time
+	// released holds the pod versions that waited enough (or needed
+	// not): they are never held back again.
+	released map[types.UID]bool
+}
+
+// gatedKeys are the static pods waiting for others: a change of any pod's
+// state wakes them.
+type gatedKeys struct {
+	mu   sync.Mutex
+	keys map[types.NamespacedName]bool
+}
+
+func (g *gatedKeys) set(key types.NamespacedName, gated bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.keys == nil {
+		g.keys = map[types.NamespacedName]bool{}
+	}
+	if gated {
+		g.keys[key] = true
+	} else {
+		delete(g.keys, key)
+	}
+}
+
+func (g *gatedKeys) list() []types.NamespacedName {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]types.NamespacedName, 0, len(g.keys))
+	for k := range g.keys {
+		out = append(out, k)
+	}
+	return out
+}
+
+// wakeGated wakes the workers of the pods that wait for others, when the
+// state of a static pod changes (key may be one they wait for).
+func (e *Engine) wakeGated(changed types.NamespacedName) {
+	for _, key := range e.gated.list() {
+		if key == changed {
+			continue
+		}
+		if _, ok := e.cfg.Desired.Get(key); !ok {
+			e.gated.set(key, false)
+			continue
+		}
+		e.wake(key)
+	}
+}
+
+// waitForStartOrder reports whether the pod's containers must wait before
+// their first start for the static pods its manifest names
+// (manifest.AnnotationAfter) to be Ready, recording why on each container.
+// A pod version that ever started a container, or that waited its
+// timeout, never waits again: a restart of a dependency, or of mirrorlet,
+// does not hold back a pod that runs.
+func (s *podSync) waitForStartOrder() bool {
+	uid, g := s.sp.Pod.UID, &s.w.gate
+	if g.released[uid] || len(s.w.attempts[uid]) > 0 {
+		return false
+	}
+	deps := s.w.e.cfg.Desired.After(s.sp.Key())
+	if len(deps) == 0 {
+		return false
+	}
+	now := s.w.e.cfg.Clock.Now()
+	if g.since == nil {
+		g.since, g.released = map[types.UID]time.Time{}, map[types.UID]bool{}
+	}
+	since, ok := g.since[uid]
+	if !ok {
+		since, g.since[uid] = now, now
+	}
+	notReady := s.w.e.notReady(deps)
+	_, timeout := manifest.StartAfter(s.sp.Pod)
+	left := timeout - now.Sub(since)
+	if len(notReady) == 0 || left <= 0 {
+		s.release(notReady, now.Sub(since), timeout)
+		return false
+	}
+	msg := fmt.Sprintf("waiting for static pods %s to be Ready (%s), at most %s", strings.Join(notReady, ", "),
+		manifest.AnnotationAfter, timeout)
+	for _, c := range append(append([]corev1.Container{}, s.sp.Pod.Spec.InitContainers...), s.sp.Pod.Spec.Containers...) {
+		s.waiting[c.Name] = podstate.Waiting{Reason: ReasonWaitingForDependencies, Message: msg}
+	}
+	s.w.e.gated.set(s.w.key, true)
+	s.requeueIn(left)
+	return true
+}
+
+// release lets the pod start: its dependencies are Ready, or the wait
+// timed out (with a Warning Event).
+func (s *podSync) release(notReady []string, waited, timeout time.Duration) {
+	uid := s.sp.Pod.UID
+	s.w.gate.released[uid] = true
+	delete(s.w.gate.since, uid)
+	s.w.e.gated.set(s.w.key, false)
+	if len(notReady) == 0 {
+		s.w.log.Info("Dependencies Ready; starting containers", "waited", waited.Round(time.Millisecond))
+		return
+	}
+	s.w.log.Info("Dependencies not Ready in time; starting containers anyway", "notReady", notReady, "timeout", timeout)
+	s.w.e.cfg.Events.Event(s.sp.Key(), corev1.EventTypeWarning, "DependenciesNotReady",
+		fmt.Sprintf("Static pods %s not Ready after %s (%s); starting anyway", strings.Join(notReady, ", "), timeout,
+			manifest.AnnotationAfterTimeout))
+}
+
+// notReady returns the manifest names of the static pods keys that are
+// not Ready: every app container of their desired version running, and
+// ready by its readiness probe if it has one.
+func (e *Engine) notReady(keys []types.NamespacedName) []string {
+	var out []string
+	for _, key := range keys {
+		sp, ok := e.cfg.Desired.Get(key)
+		if !ok {
+			continue
+		}
+		st, ok := e.cfg.States.Get(key)
+		if !ok || st.UID != sp.Pod.UID || st.Pod == nil || !podReady(&sp.Pod.Spec, st) {
+			out = append(out, manifest.OwnName(sp.Pod))
+		}
+	}
+	return out
+}
+
+func podReady(spec *corev1.PodSpec, st podstate.State) bool {
+	for _, c := range spec.Containers {
+		l := st.Pod.Latest(c.Name)
+		if l == nil || l.State != mruntime.ContainerRunning {
+			return false
+		}
+		if st.Probes == nil {
+			continue
+		}
+		if p, ok := st.Probes[l.ID]; !ok || !p.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// forgetGate forgets the start order of a pod version no longer desired.
+func (w *worker) forgetGate(uid types.UID) {
+	delete(w.gate.since, uid)
+	delete(w.gate.released, uid)
+}
