@@ -118,7 +118,8 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 		return a >= 1
 	})
 	if _, err := get(etcdPort, "/readyz"); err == nil {
-		t.Fatal("the etcd-like server answers already: the test cannot tell")
+		t.Fatal("the apiserver-like container started again only once the etcd-like server answered: " +
+			"the start order was applied again after a restart of mirrorlet")
 	}
 	if reason, _ := n.waitingFor("apiserver", "apiserver"); reason == staticpod.ReasonWaitingForDependencies {
 		t.Fatal("the apiserver-like pod waits for its dependencies again after a restart of mirrorlet")
