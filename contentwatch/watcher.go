@@ -57,6 +57,8 @@ type Watcher struct {
 	paths map[string]*pathState
 	// dirs maps each directory under inotify to the paths it covers.
 	dirs map[string]map[string]bool
+	// added holds the directories inotify watches.
+	added map[string]bool
 	// dirty holds the paths to compare, with when they were first and
 	// last marked.
 	dirty map[string]*dirtyMark
@@ -99,7 +101,7 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, fmt.Errorf("starting inotify for host file changes: %w", err)
 	}
 	return &Watcher{cfg: cfg, notify: n, pods: map[types.UID]*podWatch{},
-		paths: map[string]*pathState{}, dirs: map[string]map[string]bool{}, dirty: map[string]*dirtyMark{}}, nil
+		paths: map[string]*pathState{}, dirs: map[string]map[string]bool{}, added: map[string]bool{}, dirty: map[string]*dirtyMark{}}, nil
 }
 
 // Watch sets the paths watched for pod version uid. Paths already watched
@@ -187,11 +189,17 @@ func (w *Watcher) refreshLocked(path string, ps *pathState) {
 	for _, d := range dirs {
 		if w.dirs[d] == nil {
 			w.dirs[d] = map[string]bool{}
-			if err := w.notify.Add(d); err != nil {
-				w.cfg.Log.V(1).Info("Cannot watch directory; the periodic check covers it", "dir", d, "err", err.Error())
-			}
 		}
 		w.dirs[d][path] = true
+		if !w.added[d] {
+			// A directory that does not exist yet is tried again at the
+			// next check.
+			if err := w.notify.Add(d); err != nil {
+				w.cfg.Log.V(1).Info("Cannot watch directory; the periodic check covers it", "dir", d, "err", err.Error())
+				continue
+			}
+			w.added[d] = true
+		}
 	}
 }
 
@@ -217,7 +225,10 @@ func (w *Watcher) pruneLocked() {
 	for d, ps := range w.dirs {
 		if len(ps) == 0 {
 			delete(w.dirs, d)
-			_ = w.notify.Remove(d) // gone already when the directory was removed
+			if w.added[d] {
+				delete(w.added, d)
+				_ = w.notify.Remove(d) // gone already when the directory was removed
+			}
 		}
 	}
 }
@@ -246,7 +257,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			w.seen(ev.Name)
+			w.seen(ev)
 		case err, ok := <-w.notify.Errors:
 			if ok {
 				w.cfg.Log.Error(err, "Inotify error; the periodic check covers missed changes")
@@ -262,9 +273,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // seen marks dirty the paths covered by the directory of an event (or by
 // the event's path itself, when it is a watched directory).
-func (w *Watcher) seen(name string) {
+func (w *Watcher) seen(ev fsnotify.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	name := ev.Name
+	if ev.Has(fsnotify.Remove|fsnotify.Rename) && w.added[name] {
+		delete(w.added, name) // inotify dropped it; added again when back
+	}
 	now := w.cfg.Clock.Now()
 	for _, d := range []string{filepath.Dir(name), name} {
 		for p := range w.dirs[d] {

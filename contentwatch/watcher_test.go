@@ -270,3 +270,31 @@ func TestPeriodicCheckFindsMissedChange(t *testing.T) {
 		return seq == 1
 	})
 }
+
+// A path whose directory is created after the pod started is watched
+// once it exists; its content appearing is a change (the pod started
+// without it).
+func TestDirectoryCreatedLater(t *testing.T) {
+	h := newHarness(t)
+	dir := filepath.Join(t.TempDir(), "later")
+	crt := filepath.Join(dir, "tls.crt")
+	h.w.Watch("pod", []string{crt})
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	renameOver(t, crt, "crt1")
+	h.eventually("the periodic check to find the new file", func() bool {
+		h.clock.Step(time.Hour)
+		seq, _ := h.w.Changed("pod")
+		return seq == 1
+	})
+	h.eventually("the new directory under inotify", func() bool {
+		h.w.mu.Lock()
+		defer h.w.mu.Unlock()
+		return h.w.added[dir]
+	})
+	renameOver(t, crt, "crt2")
+	h.waitDirty(crt)
+	h.settle()
+	h.wantSeq("pod", 2, crt)
+}
