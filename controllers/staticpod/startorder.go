@@ -83,33 +83,56 @@ func (s *podSync) waitForStartOrder() bool {
 	if g.released[uid] || len(s.w.attempts[uid]) > 0 {
 		return false
 	}
-	deps := s.w.e.cfg.Desired.After(s.sp.Key())
-	if len(deps) == 0 {
+	names, timeout := manifest.StartAfter(s.sp.Pod)
+	if len(names) == 0 {
 		return false
 	}
-	now := s.w.e.cfg.Clock.Now()
+	// Until every source published, a dependency may be still unknown.
+	deps, synced := s.w.e.cfg.Desired.After(s.sp.Key()), s.w.e.cfg.Desired.Synced()
+	if synced && len(deps) == 0 {
+		return false
+	}
+	waited := s.w.waitedFor(uid)
+	notReady := names
+	if synced {
+		notReady = s.w.e.notReady(deps)
+	}
+	left := timeout - waited
+	if len(notReady) == 0 || left <= 0 {
+		s.release(notReady, waited, timeout)
+		return false
+	}
+	s.setWaiting(notReady, timeout)
+	s.w.e.gated.set(s.w.key, true)
+	if !synced {
+		left = min(left, time.Second)
+	}
+	s.requeueIn(left)
+	return true
+}
+
+// waitedFor returns how long pod version uid has waited for others.
+func (w *worker) waitedFor(uid types.UID) time.Duration {
+	g := &w.gate
 	if g.since == nil {
 		g.since, g.released = map[types.UID]time.Time{}, map[types.UID]bool{}
 	}
+	now := w.e.cfg.Clock.Now()
 	since, ok := g.since[uid]
 	if !ok {
 		since, g.since[uid] = now, now
 	}
-	notReady := s.w.e.notReady(deps)
-	_, timeout := manifest.StartAfter(s.sp.Pod)
-	left := timeout - now.Sub(since)
-	if len(notReady) == 0 || left <= 0 {
-		s.release(notReady, now.Sub(since), timeout)
-		return false
-	}
-	msg := fmt.Sprintf("waiting for static pods %s to be Ready (%s), at most %s", strings.Join(notReady, ", "),
+	return now.Sub(since)
+}
+
+// setWaiting shows on every container that it waits for the static pods
+// named.
+func (s *podSync) setWaiting(names []string, timeout time.Duration) {
+	msg := fmt.Sprintf("waiting for static pods %s to be Ready (%s), at most %s", strings.Join(names, ", "),
 		manifest.AnnotationAfter, timeout)
 	for _, c := range append(append([]corev1.Container{}, s.sp.Pod.Spec.InitContainers...), s.sp.Pod.Spec.Containers...) {
 		s.waiting[c.Name] = podstate.Waiting{Reason: ReasonWaitingForDependencies, Message: msg}
 	}
-	s.w.e.gated.set(s.w.key, true)
-	s.requeueIn(left)
-	return true
 }
 
 // release lets the pod start: its dependencies are Ready, or the wait
