@@ -1,6 +1,7 @@
 package staticpod
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
 )
@@ -58,6 +60,7 @@ func TestStartOrderHoldsTheFirstStartOnly(t *testing.T) {
 	if err := r.rt.Exit(etcd.Pod.UID, "c", 1); err != nil {
 		t.Fatal(err)
 	}
+	r.eventually("etcd down", 5*time.Second, func() bool { return r.waitingReason(etcd) == "CreateContainerError" })
 	if err := r.rt.Exit(api.Pod.UID, "c", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +142,12 @@ func TestRestartOnChangeRestartsOncePerChange(t *testing.T) {
 		})
 	}
 	r.e.OnChange(sp.Pod.UID) // no new change: nothing happens
-	r.eventually("events", 5*time.Second, func() bool { return len(evs.list()) == 2 })
-	if r.runningContainer(sp.Pod.UID, 3) || !r.runningContainer(other.Pod.UID, 0) {
-		t.Errorf("restarted more than once per change, or a pod without the annotation")
+	err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 500*time.Millisecond, true,
+		func(context.Context) (bool, error) {
+			return len(evs.list()) > 2 || !r.runningContainer(sp.Pod.UID, 2) || !r.runningContainer(other.Pod.UID, 0), nil
+		})
+	if err == nil {
+		t.Fatalf("restarted more than once per change, or a pod without the annotation; events %q", evs.list())
 	}
 	want := "default/web-n1 Normal HostFileChanged Host file /etc/pki/tls.crt changed (mirrorlet.io/restart-on-change); restarting containers c"
 	if got := evs.list(); got[0] != want || got[1] != want {
