@@ -55,8 +55,6 @@ type Config struct {
 	Prober Prober
 	// Events receives Events for mirrors (Killing); nil: dropped.
 	Events EventSink
-	// Files watches host files for restarts on change; nil: none.
-	Files FileWatcher
 	Log    logr.Logger
 	// Clock drives back-off and timestamps. Default: the real clock.
 	Clock clock.WithTicker
@@ -66,6 +64,10 @@ type Config struct {
 	// BackoffInitial and BackoffMax bound the restart back-off. Defaults
 	// 10s and 5m, as in the kubelet.
 	BackoffInitial, BackoffMax time.Duration
+
+	// Files watches host files for restarts on change
+	// (mirrorlet.io/restart-on-change); nil: none.
+	Files FileWatcher
 }
 
 // Engine runs the pod workers.
