@@ -24,9 +24,10 @@
 // keeps running on what it has, and when the path is back its content is
 // compared with what the pod last ran with. The baseline of a pod version
 // is the content when it was first watched (when its worker first synced),
-// kept in memory only: after a restart of mirrorlet the content at that
-// time is the new baseline, so a restart of mirrorlet never restarts a pod,
-// and a change made while mirrorlet was stopped is not acted upon.
+// then the content of each change. With a StateDir it is saved there, so
+// that after a restart of mirrorlet a change made while it was stopped is
+// a change, and content that did not change is none: a restart of
+// mirrorlet alone never restarts a pod.
 //
 // The watcher calls OnChange and the pod worker reads Changed: it never
 // acts on the runtime itself.

@@ -31,6 +31,10 @@ type Config struct {
 	// CheckPeriod is how often every path is hashed even without an
 	// inotify event. Default 30s.
 	CheckPeriod time.Duration
+	// StateDir keeps the baselines of every pod version, so that a
+	// change made while mirrorlet was stopped is seen; "": in memory
+	// only.
+	StateDir string
 	// Clock drives the debounce and the periodic check. Default: real.
 	Clock clock.WithTicker
 	Log   logr.Logger
@@ -49,6 +53,8 @@ type change struct {
 type Watcher struct {
 	cfg    Config
 	notify *fsnotify.Watcher
+	// kick wakes Run when Watch marked a path dirty.
+	kick chan struct{}
 
 	mu sync.Mutex
 	// pods holds each watched pod version's baselines and changes.
@@ -100,23 +106,26 @@ func New(cfg Config) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting inotify for host file changes: %w", err)
 	}
-	return &Watcher{cfg: cfg, notify: n, pods: map[types.UID]*podWatch{},
+	return &Watcher{cfg: cfg, notify: n, kick: make(chan struct{}, 1), pods: map[types.UID]*podWatch{},
 		paths: map[string]*pathState{}, dirs: map[string]map[string]bool{}, added: map[string]bool{}, dirty: map[string]*dirtyMark{}}, nil
 }
 
 // Watch sets the paths watched for pod version uid. Paths already watched
-// for it keep their baseline; new ones get the current content as theirs.
+// for it keep their baseline; new ones get the baseline saved in StateDir
+// (a content that differs from it is a change), else the current content.
 // Cheap when nothing changed: pod workers call it on every sync.
 func (w *Watcher) Watch(uid types.UID, paths []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pw := w.pods[uid]
+	var saved map[string]string
 	if pw == nil {
 		if len(paths) == 0 {
 			return
 		}
 		pw = &podWatch{baseline: map[string]string{}}
 		w.pods[uid] = pw
+		saved = w.loadLocked(uid)
 	}
 	if slices.Equal(slices.Sorted(maps.Keys(pw.baseline)), slices.Sorted(slices.Values(paths))) {
 		return
@@ -125,7 +134,7 @@ func (w *Watcher) Watch(uid types.UID, paths []string) {
 	for _, p := range paths {
 		keep[p] = true
 		if _, ok := pw.baseline[p]; !ok {
-			pw.baseline[p] = w.pathLocked(p).hash
+			pw.baseline[p] = w.baselineLocked(p, saved)
 		}
 	}
 	for p := range pw.baseline {
@@ -136,10 +145,32 @@ func (w *Watcher) Watch(uid types.UID, paths []string) {
 	if len(pw.baseline) == 0 {
 		delete(w.pods, uid)
 	}
+	w.saveLocked(uid)
 	w.pruneLocked()
 }
 
-// Forget stops watching for pod version uid.
+// baselineLocked returns the baseline of a path newly watched: the saved
+// one, else the current content. A saved one that differs from content
+// that is present marks the path dirty: it changed while mirrorlet was
+// stopped.
+func (w *Watcher) baselineLocked(path string, saved map[string]string) string {
+	cur := w.pathLocked(path).hash
+	base, ok := saved[path]
+	if !ok {
+		return cur
+	}
+	if cur != "" && cur != base {
+		w.markLocked(path, w.cfg.Clock.Now())
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	return base
+}
+
+// Forget stops watching for pod version uid and removes its saved
+// baselines.
 func (w *Watcher) Forget(uid types.UID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -147,6 +178,7 @@ func (w *Watcher) Forget(uid types.UID) {
 		delete(w.pods, uid)
 		w.pruneLocked()
 	}
+	w.removeSaved(uid)
 }
 
 // Changed returns how many changes happened for pod version uid since it
@@ -266,6 +298,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.checkAll()
 		case <-fire:
 			timer = nil
+		case <-w.kick:
 		}
 		timer = w.settle(timer)
 	}
@@ -379,6 +412,7 @@ func (w *Watcher) compareLocked(paths []string) []types.UID {
 		}
 		if len(changed) > 0 {
 			pw.change = change{Seq: pw.change.Seq + 1, Paths: changed}
+			w.saveLocked(uid)
 			w.cfg.Log.Info("Watched host content changed", "uid", uid, "paths", changed)
 			out = append(out, uid)
 		}

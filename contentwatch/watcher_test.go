@@ -24,12 +24,19 @@ type harness struct {
 	clock *clocktesting.FakeClock
 	mu    sync.Mutex
 	calls []types.UID
+	stop  func()
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessIn(t, "")
+}
+
+// newHarnessIn is newHarness with baselines kept in stateDir.
+func newHarnessIn(t *testing.T, stateDir string) *harness {
+	t.Helper()
 	h := &harness{t: t, clock: clocktesting.NewFakeClock(time.Unix(1000, 0))}
-	w, err := New(Config{Debounce: debounce, CheckPeriod: time.Hour, Clock: h.clock, OnChange: func(uid types.UID) {
+	w, err := New(Config{Debounce: debounce, CheckPeriod: time.Hour, Clock: h.clock, StateDir: stateDir, OnChange: func(uid types.UID) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.calls = append(h.calls, uid)
@@ -41,7 +48,8 @@ func newHarness(t *testing.T) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	h.stop = func() { cancel(); <-done }
+	t.Cleanup(h.stop)
 	return h
 }
 
@@ -297,4 +305,38 @@ func TestDirectoryCreatedLater(t *testing.T) {
 	h.waitDirty(crt)
 	h.settle()
 	h.wantSeq("pod", 2, crt)
+}
+
+// With a state directory, the baselines outlive the watcher (a restart of
+// mirrorlet): content changed meanwhile is a change, content unchanged is
+// none; Forget removes them.
+func TestBaselinesOutliveARestart(t *testing.T) {
+	state, dir := t.TempDir(), t.TempDir()
+	crt, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	renameOver(t, crt, "crt1")
+	renameOver(t, key, "key1")
+	h := newHarnessIn(t, state)
+	h.w.Watch("pod", []string{crt, key})
+	h.stop()
+
+	renameOver(t, crt, "crt2") // while "mirrorlet" is stopped
+	h = newHarnessIn(t, state)
+	h.w.Watch("pod", []string{crt, key})
+	h.settle()
+	h.wantSeq("pod", 1, crt)
+	h.stop()
+
+	h = newHarnessIn(t, state) // nothing changed since
+	h.w.Watch("pod", []string{crt, key})
+	h.clock.Step(time.Minute)
+	h.w.mu.Lock()
+	dirty := len(h.w.dirty)
+	h.w.mu.Unlock()
+	if seq, _ := h.w.Changed("pod"); seq != 0 || dirty != 0 {
+		t.Fatalf("after a restart without a change: seq %d, %d paths dirty", seq, dirty)
+	}
+	h.w.Forget("pod")
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Fatalf("Forget left %v", entries)
+	}
 }

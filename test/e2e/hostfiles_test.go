@@ -87,7 +87,8 @@ func serves(t *testing.T, port int, path, content string) {
 // and read the new content; a pod mounting the same file without the
 // annotation is not restarted; a file that disappears restarts nothing
 // until it is back with other content; a restart of mirrorlet restarts
-// nothing, and changes are still seen after it.
+// only the pod whose file was renewed while it was stopped, and changes
+// are still seen after it.
 func TestRestartOnHostFileChange(t *testing.T) {
 	n := startNode(t)
 	dir := t.TempDir()
@@ -145,10 +146,16 @@ func TestRestartOnHostFileChange(t *testing.T) {
 	eventually(t, time.Minute, "renewed restarted again once", attemptsAre)
 	serves(t, ports["renewed"], "/host", "cert-3")
 
-	t.Log("mirrorlet restarts: nothing restarts, and later changes are still seen")
+	t.Log("mirrorlet restarts: only the file renewed while it was stopped restarts its pod, once")
 	n.stop(syscall.SIGTERM)
+	renewByRename(t, crt, "cert-4")
 	n.start()
-	consistently(t, 6*time.Second, "no restart after mirrorlet restarted", attemptsAre)
+	want["renewed"] = 3
+	eventually(t, time.Minute, "renewed restarted once after mirrorlet restarted", attemptsAre)
+	serves(t, ports["renewed"], "/host", "cert-4")
+	consistently(t, 6*time.Second, "no other restart after mirrorlet restarted", attemptsAre)
+
+	t.Log("changes are still seen after the restart")
 	renewBySymlinkSwap(t, atomic, "tls.crt", "tls-3", 3)
 	want["swapped"] = 2
 	eventually(t, time.Minute, "swapped restarted once after mirrorlet restarted", attemptsAre)
