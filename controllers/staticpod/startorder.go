@@ -18,13 +18,17 @@ import (
 // a static pod that waits for others to be Ready (manifest.AnnotationAfter).
 const ReasonWaitingForDependencies = "WaitingForDependencies"
 
-// gateState is what a worker knows of its pod's start order.
+// gateState is what a worker knows of its pod's start order, per pod
+// version: which sandbox waits since when, and which sandbox may start its
+// containers (it waited enough, or needed not).
 type gateState struct {
-	// since holds when each pod version began to wait.
-	since map[types.UID]time.Time
-	// released holds the pod versions that waited enough (or needed
-	// not): they are never held back again.
-	released map[types.UID]bool
+	since    map[types.UID]sandboxTime
+	released map[types.UID]string
+}
+
+type sandboxTime struct {
+	sandbox string
+	at      time.Time
 }
 
 // gatedKeys are the static pods waiting for others: a change of any pod's
@@ -72,15 +76,16 @@ func (e *Engine) wakeGated(changed types.NamespacedName) {
 	}
 }
 
-// waitForStartOrder reports whether the pod's containers must wait before
-// their first start for the static pods its manifest names
-// (manifest.AnnotationAfter) to be Ready, recording why on each container.
-// A pod version that ever started a container, or that waited its
-// timeout, never waits again: a restart of a dependency, or of mirrorlet,
-// does not hold back a pod that runs.
+// waitForStartOrder reports whether the pod's containers must wait for
+// the static pods its manifest names (manifest.AnnotationAfter) to be
+// Ready, recording why on each container. Only a new sandbox waits (the
+// pod's first start, or after its sandbox died, as on a reboot of the
+// node), and only until it has started a container or waited its
+// timeout: a crash, a restart of a dependency or of mirrorlet never holds
+// back a pod whose sandbox runs.
 func (s *podSync) waitForStartOrder() bool {
 	uid, g := s.sp.Pod.UID, &s.w.gate
-	if g.released[uid] || len(s.w.attempts[uid]) > 0 {
+	if len(s.cur.Containers) > 0 || g.released[uid] == s.cur.SandboxID {
 		return false
 	}
 	names, timeout := manifest.StartAfter(s.sp.Pod)
@@ -92,7 +97,7 @@ func (s *podSync) waitForStartOrder() bool {
 	if synced && len(deps) == 0 {
 		return false
 	}
-	waited := s.w.waitedFor(uid)
+	waited := s.w.waitedFor(uid, s.cur.SandboxID)
 	notReady := names
 	if synced {
 		notReady = s.w.e.notReady(deps)
@@ -111,18 +116,20 @@ func (s *podSync) waitForStartOrder() bool {
 	return true
 }
 
-// waitedFor returns how long pod version uid has waited for others.
-func (w *worker) waitedFor(uid types.UID) time.Duration {
+// waitedFor returns how long the sandbox of pod version uid has waited
+// for others.
+func (w *worker) waitedFor(uid types.UID, sandbox string) time.Duration {
 	g := &w.gate
 	if g.since == nil {
-		g.since, g.released = map[types.UID]time.Time{}, map[types.UID]bool{}
+		g.since, g.released = map[types.UID]sandboxTime{}, map[types.UID]string{}
 	}
 	now := w.e.cfg.Clock.Now()
 	since, ok := g.since[uid]
-	if !ok {
-		since, g.since[uid] = now, now
+	if !ok || since.sandbox != sandbox {
+		since = sandboxTime{sandbox: sandbox, at: now}
+		g.since[uid] = since
 	}
-	return now.Sub(since)
+	return now.Sub(since.at)
 }
 
 // setWaiting shows on every container that it waits for the static pods
@@ -139,7 +146,7 @@ func (s *podSync) setWaiting(names []string, timeout time.Duration) {
 // timed out (with a Warning Event).
 func (s *podSync) release(notReady []string, waited, timeout time.Duration) {
 	uid := s.sp.Pod.UID
-	s.w.gate.released[uid] = true
+	s.w.gate.released[uid] = s.cur.SandboxID
 	delete(s.w.gate.since, uid)
 	s.w.e.gated.set(s.w.key, false)
 	if len(notReady) == 0 {

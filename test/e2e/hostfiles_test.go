@@ -160,9 +160,10 @@ func TestRestartOnHostFileChange(t *testing.T) {
 	want["swapped"] = 2
 	eventually(t, time.Minute, "swapped restarted once after mirrorlet restarted", attemptsAre)
 	for pod, a := range want {
-		if cs := containerStatus(n.waitRunning(pod, time.Minute), "web"); int(cs.RestartCount) != a {
-			t.Errorf("mirror of %s shows restartCount %d, want %d", pod, cs.RestartCount, a)
-		}
+		eventually(t, 30*time.Second, fmt.Sprintf("the mirror of %s showing restartCount %d", pod, a), func() bool {
+			cs := containerStatus(n.mirror(pod), "web")
+			return cs != nil && int(cs.RestartCount) == a && cs.Ready
+		})
 	}
 	if !strings.Contains(n.mirror("swapped").Annotations[manifest.AnnotationRestartOnChange], "tls.crt") {
 		t.Errorf("the mirror does not carry the annotation")

@@ -71,9 +71,10 @@ func (n *node) waitingFor(pod, container string) (string, string) {
 // TestStartOrderWaitsForReadyDependency: an apiserver-like pod that names
 // an etcd-like one in mirrorlet.io/after starts only once the etcd-like
 // pod is Ready (its mirror says it waits meanwhile), so it never crashes;
-// a restart of the etcd-like pod restarts nothing else; after a restart
-// of mirrorlet the order is not applied again to the pods that ran: a
-// crashed apiserver-like container starts again at once.
+// a restart of the etcd-like pod restarts nothing else; after a reboot
+// of the node (every sandbox dead) the order holds again; after a restart
+// of mirrorlet it is not applied again to the pods that run: a crashed
+// apiserver-like container starts again at once.
 func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 	n := startNode(t)
 	etcdPort, apiPort := freePort(t), freePort(t)
@@ -103,8 +104,25 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 		return n.runningAttempt("apiserver", "apiserver") == 0
 	})
 
+	t.Log("the node reboots: every container and sandbox dies while mirrorlet is stopped; in its new sandbox " +
+		"the apiserver-like pod waits for the etcd-like one again and does not crash")
+	n.stop(syscall.SIGTERM)
+	for _, pod := range []string{"etcd", "apiserver"} {
+		n.killPod(pod)
+	}
+	n.start()
+	eventually(t, time.Minute, "the apiserver-like mirror to say it waits for etcd again", func() bool {
+		reason, _ := n.waitingFor("apiserver", "apiserver")
+		return reason == staticpod.ReasonWaitingForDependencies
+	})
+	eventually(t, time.Minute, "both Ready again", func() bool { return n.ready("etcd") && n.ready("apiserver") })
+	if _, a := n.latest("apiserver", "apiserver"); a != 1 {
+		t.Fatalf("the apiserver-like container is at attempt %d after the reboot, want 1: it crashed", a)
+	}
+
 	t.Log("mirrorlet restarts while both containers are killed: the apiserver-like one starts again at once, unordered")
 	n.stop(syscall.SIGTERM)
+	_, before := n.latest("apiserver", "apiserver")
 	for _, pod := range []string{"etcd", "apiserver"} {
 		id, _ := n.latest(pod, pod)
 		ctr(t, "tasks", "kill", "-s", "SIGKILL", id)
@@ -115,7 +133,7 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 	n.start()
 	eventually(t, 30*time.Second, "the apiserver-like container started again", func() bool {
 		_, a := n.latest("apiserver", "apiserver")
-		return a >= 1
+		return a > before
 	})
 	if _, err := get(etcdPort, "/readyz"); err == nil {
 		t.Fatal("the apiserver-like container started again only once the etcd-like server answered: " +
@@ -124,6 +142,27 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 	if reason, _ := n.waitingFor("apiserver", "apiserver"); reason == staticpod.ReasonWaitingForDependencies {
 		t.Fatal("the apiserver-like pod waits for its dependencies again after a restart of mirrorlet")
 	}
+}
+
+// killPod kills every container of the pod's newest sandbox, then its
+// sandbox (pause) container, as a reboot of the node leaves them: the
+// sandbox NotReady, its containers exited.
+func (n *node) killPod(pod string) {
+	n.t.Helper()
+	p, ok := n.runtimePod(pod)
+	if !ok {
+		n.t.Fatalf("no runtime pod %s", pod)
+	}
+	for _, c := range p.Containers {
+		if c.State == mruntime.ContainerRunning {
+			ctr(n.t, "tasks", "kill", "-s", "SIGKILL", c.ID)
+		}
+	}
+	ctr(n.t, "tasks", "kill", "-s", "SIGKILL", p.SandboxID)
+	eventually(n.t, 30*time.Second, pod+" sandbox NotReady", func() bool {
+		p, ok := n.runtimePod(pod)
+		return ok && !p.Ready
+	})
 }
 
 // runningAttempt returns the attempt of the running container of pod, -1 when
