@@ -21,7 +21,8 @@ const (
 	AnnotationRestartOnChange = "mirrorlet.io/restart-on-change"
 	// AnnotationAfter is a comma-separated list of other static pods (their
 	// manifests' metadata.name, same namespace) that must be Ready before
-	// the pod's containers first start.
+	// the pod's containers start in a new sandbox (its first start, or
+	// after a reboot of the node).
 	AnnotationAfter = "mirrorlet.io/after"
 	// AnnotationAfterTimeout bounds the wait of AnnotationAfter (a Go
 	// duration, default DefaultAfterTimeout): then the pod starts anyway.
@@ -84,7 +85,7 @@ func eachContainerOf(spec *corev1.PodSpec, fn func(c *corev1.Container)) {
 }
 
 // StartAfter returns the static pods (metadata.name in the manifest) that
-// must be Ready before pod first starts, and how long to wait for them at
+// must be Ready before pod starts in a new sandbox, and how long to wait for them at
 // most. An invalid timeout gives the default (Validate refuses it).
 func StartAfter(pod *corev1.Pod) (names []string, timeout time.Duration) {
 	timeout = DefaultAfterTimeout
