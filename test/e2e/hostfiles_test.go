@@ -138,7 +138,7 @@ func TestRestartOnHostFileChange(t *testing.T) {
 	if err := os.Remove(crt); err != nil {
 		t.Fatal(err)
 	}
-	consistently(t, 6*time.Second, "one restart per renewal, none for a missing file", attemptsAre)
+	consistently(t, 4*time.Second, "one restart per renewal, none for a missing file", attemptsAre)
 
 	t.Log("the file is back with other content: one restart")
 	renewByRename(t, crt, "cert-3")
@@ -153,7 +153,7 @@ func TestRestartOnHostFileChange(t *testing.T) {
 	want["renewed"] = 3
 	eventually(t, time.Minute, "renewed restarted once after mirrorlet restarted", attemptsAre)
 	serves(t, ports["renewed"], "/host", "cert-4")
-	consistently(t, 6*time.Second, "no other restart after mirrorlet restarted", attemptsAre)
+	consistently(t, 4*time.Second, "no other restart after mirrorlet restarted", attemptsAre)
 
 	t.Log("changes are still seen after the restart")
 	renewBySymlinkSwap(t, atomic, "tls.crt", "tls-3", 3)

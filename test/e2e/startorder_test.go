@@ -79,7 +79,7 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 	n := startNode(t)
 	etcdPort, apiPort := freePort(t), freePort(t)
 	n.writeManifest("apiserver.yaml", apiserverLikePod(apiPort, etcdPort, "etcd"))
-	n.writeManifest("etcd.yaml", etcdLikePod(etcdPort, 6*time.Second))
+	n.writeManifest("etcd.yaml", etcdLikePod(etcdPort, 4*time.Second))
 
 	eventually(t, time.Minute, "the apiserver-like mirror to say it waits for etcd", func() bool {
 		reason, msg := n.waitingFor("apiserver", "apiserver")
