@@ -35,9 +35,10 @@ func (r *running) waitingReason(sp *manifest.StaticPod) string {
 	return st.Waiting["c"].Reason
 }
 
-// A pod waits for the pods it names to be Ready before its first start
-// only: once it ran, a crash restarts it at once even while they are down.
-func TestStartOrderHoldsTheFirstStartOnly(t *testing.T) {
+// A pod waits for the pods it names to be Ready before it starts in a new
+// sandbox only: a crash restarts it at once even while they are down; a
+// new sandbox (the old one died) waits again.
+func TestStartOrderHoldsNewSandboxesOnly(t *testing.T) {
 	evs := &recordedEvents{}
 	r := startEngine(t, Config{Events: evs})
 	r.rt.SetCreateFails("etcd:1", true)
@@ -66,6 +67,18 @@ func TestStartOrderHoldsTheFirstStartOnly(t *testing.T) {
 	}
 	r.eventually("apiserver restarted while etcd is down", 10*time.Second, func() bool {
 		return r.runningContainer(api.Pod.UID, 1)
+	})
+
+	// Its sandbox dies (as on a reboot): the new sandbox waits again.
+	if err := r.rt.KillSandbox(api.Pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually("apiserver waiting for etcd in its new sandbox", 10*time.Second, func() bool {
+		return r.waitingReason(api) == ReasonWaitingForDependencies
+	})
+	r.rt.SetCreateFails("etcd:1", false)
+	r.eventually("apiserver running in its new sandbox", 10*time.Second, func() bool {
+		return r.runningContainer(api.Pod.UID, 2)
 	})
 	if len(evs.list()) != 0 {
 		t.Errorf("unexpected events %v", evs.list())
