@@ -38,6 +38,7 @@ func Validate(sp *StaticPod) field.ErrorList {
 	errs = append(errs, validateProbes(&p.Spec, spec)...)
 	errs = append(errs, validateUnsupported(&p.Spec, spec)...)
 	errs = append(errs, validateRollbackAfter(p)...)
+	errs = append(errs, validateOrderAnnotations(p)...)
 	return errs
 }
 

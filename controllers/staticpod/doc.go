@@ -29,4 +29,14 @@
 // publishes what it observes to a podstate.Store for the mirror reconciler.
 // Until every manifest source has published once (desired.Set.Synced), a
 // runtime pod without a manifest is left alone rather than stopped.
+//
+// Two opt-in annotations of the manifest act here (startorder.go,
+// hostfiles.go). mirrorlet.io/after holds the containers of a new sandbox
+// (waiting, reason WaitingForDependencies) until the named static pods are
+// Ready by their published state, or mirrorlet.io/after-timeout passed; a
+// sandbox that runs containers is never held back. With
+// mirrorlet.io/restart-on-change the worker tells the FileWatcher which
+// host paths to watch and, once per change it reports, stops the pod's
+// running containers with the pod's grace period and starts them again
+// without back-off.
 package staticpod

@@ -67,6 +67,10 @@ type Config struct {
 	// BackoffInitial and BackoffMax bound the restart back-off. Defaults
 	// 10s and 5m, as in the kubelet.
 	BackoffInitial, BackoffMax time.Duration
+
+	// Files watches host files for restarts on change
+	// (mirrorlet.io/restart-on-change); nil: none.
+	Files FileWatcher
 }
 
 // Engine runs the pod workers.
@@ -80,6 +84,8 @@ type Engine struct {
 	workers  map[types.NamespacedName]*worker
 	uidKeys  map[types.UID]types.NamespacedName
 	wg       sync.WaitGroup
+	// gated are the pods waiting for others to be Ready (startorder.go).
+	gated gatedKeys
 }
 
 // New validates and defaults cfg and returns an Engine.
@@ -141,6 +147,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.wake(ev.Key)
 	})
 	defer cancelCache()
+	defer e.cfg.States.Subscribe(e.wakeGated)()
 	if err := e.cfg.Cache.WaitNewer(ctx, 0); err != nil {
 		return nil //nolint:nilerr // ctx ended before the runtime answered
 	}

@@ -61,7 +61,10 @@ func (s *podSync) run(ctx context.Context) (result, error) {
 			return s.res, err
 		}
 	}
-	s.syncContainers(ctx)
+	s.restartOnChange(ctx)
+	if !s.waitForStartOrder() {
+		s.syncContainers(ctx)
+	}
 	s.removeOldAttempts(ctx)
 	s.probe(ctx)
 	s.publish(s.cur)

@@ -94,6 +94,8 @@ func (w *worker) removeDataExcept(ctx context.Context, keep types.UID) error {
 		if w.e.cfg.Prober != nil {
 			w.e.cfg.Prober.RemovePod(uid)
 		}
+		w.forgetFiles(uid)
+		w.forgetGate(uid)
 		delete(w.uids, uid)
 		delete(w.attempts, uid)
 		w.e.forget(uid)

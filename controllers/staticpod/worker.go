@@ -40,6 +40,10 @@ type worker struct {
 	published, previous *mruntime.Pod
 	// errDelay is the retry delay after a failed sync (100ms doubling to 10s).
 	errDelay time.Duration
+	// files and gate: restarts on host file change (hostfiles.go) and
+	// start order (startorder.go).
+	files fileState
+	gate  gateState
 }
 
 func newWorker(e *Engine, key types.NamespacedName) *worker {

@@ -159,6 +159,7 @@ func (s *Set) merge() (map[types.NamespacedName]*manifest.StaticPod, map[types.N
 			refuse(types.NamespacedName{}, sp, err)
 		}
 	}
+	addOrderProblems(merged, problems, s.problems)
 	return merged, problems
 }
 

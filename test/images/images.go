@@ -36,6 +36,8 @@ type Image struct {
 var All = []Image{
 	{Name: "pause", Package: "github.com/mirrorlet/mirrorlet/test/images/pause"},
 	{Name: "webserver", Package: "github.com/mirrorlet/mirrorlet/test/images/webserver"},
+	{Name: "fakeetcd", Package: "github.com/mirrorlet/mirrorlet/test/images/cmd/fakeetcd"},
+	{Name: "fakeapiserver", Package: "github.com/mirrorlet/mirrorlet/test/images/cmd/fakeapiserver"},
 }
 
 // Tag of every test image.

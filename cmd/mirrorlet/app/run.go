@@ -232,15 +232,21 @@ func (a *agent) setupStaticPods(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
+	files, err := a.newFileWatcher(&engine)
+	if err != nil {
+		return err
+	}
 	r, err := staticpod.New(staticpod.Config{
 		Runtime: a.runtime, Cache: a.cache, Desired: a.desired, States: a.states, Events: a.events,
 		Prober: probes, Log: a.opts.Log.WithName("staticpod"), ResyncPeriod: a.opts.ResyncPeriod,
+		Files: files,
 	})
 	if err != nil {
 		return fmt.Errorf("setting up static pod reconciler: %w", err)
 	}
 	engine.Store(r)
 	g.Go(func() error { return probes.Start(ctx) })
+	g.Go(func() error { return files.Run(ctx) })
 	g.Go(func() error { return r.Run(ctx) })
 	return nil
 }
