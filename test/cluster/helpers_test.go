@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
@@ -109,7 +111,8 @@ type auditEvent struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef struct {
-		Resource  string `json:"resource"`
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
 		Namespace string `json:"namespace"`
 		Name      string `json:"name"`
 	} `json:"objectRef"`
@@ -118,27 +121,62 @@ type auditEvent struct {
 	} `json:"responseStatus"`
 }
 
-// deleters returns who deleted resource namespace/name successfully, in
-// the API server's audit log, oldest first.
-func deleters(t testing.TB, resource, namespace, name string) []string {
+// auditEvents returns the completed requests of the API server's audit
+// log (pod and node writes), oldest first.
+func auditEvents(t testing.TB) []auditEvent {
 	t.Helper()
 	f, err := os.Open(auditLog)
 	if err != nil {
 		t.Fatalf("reading the audit log: %v", err)
 	}
 	defer func() { _ = f.Close() }()
-	var users []string
+	var out []auditEvent
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
 		var e auditEvent
-		if json.Unmarshal(s.Bytes(), &e) != nil || e.Stage != "ResponseComplete" || e.Verb != "delete" {
-			continue
+		if json.Unmarshal(s.Bytes(), &e) == nil && e.Stage == "ResponseComplete" {
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// deleters returns who deleted resource namespace/name successfully, in
+// the API server's audit log, oldest first.
+func deleters(t testing.TB, resource, namespace, name string) []string {
+	t.Helper()
+	var users []string
+	for _, e := range auditEvents(t) {
 		r := e.ObjectRef
-		if r.Resource == resource && r.Namespace == namespace && r.Name == name && e.ResponseStatus.Code < 300 {
+		if e.Verb == "delete" && r.Resource == resource && r.Subresource == "" && r.Namespace == namespace &&
+			r.Name == name && e.ResponseStatus.Code < 300 {
 			users = append(users, e.User.Username)
 		}
 	}
 	return users
+}
+
+// writeFileAtomic writes pod as YAML to path (write, then rename), as an
+// editor or a config tool would.
+func writeFileAtomic(t *testing.T, path string, pod *corev1.Pod) {
+	t.Helper()
+	data, err := yaml.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(filepath.Dir(path)), filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func removeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 }

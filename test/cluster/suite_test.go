@@ -138,17 +138,18 @@ func startAPIServer(ctx context.Context) (func() error, error) {
 		"deploy/admission/node-scoping.yaml", "deploy/admission/read-only-mirrors.yaml")
 }
 
-// auditPolicy records who deletes pods and nodes (how a test tells the
-// garbage collector's deletes from anyone else's).
+// auditPolicy records who writes pods and nodes: how a test tells the
+// garbage collector's deletes from anyone else's, and proves that neither
+// a kubelet nor mirrorlet writes the other's pods.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
 - level: Metadata
-  verbs: [delete, deletecollection]
+  verbs: [create, update, patch, delete, deletecollection]
   resources:
   - group: ""
-    resources: [pods, nodes]
+    resources: [pods, pods/status, nodes]
 - level: None
 `
 
