@@ -46,9 +46,15 @@ func TestUnreachableNodeKeepsItsMirrors(t *testing.T) {
 				before[p].Name, deleters(t, "pods", "default", before[p].Name))
 		}
 	}
+	// The node lifecycle controller marks the pods of an unreachable node
+	// NotReady (pods/status, which the read-only-mirrors policy allows).
+	waitReadyCondition(t, before, corev1.ConditionFalse)
 
 	n.Start()
 	after := waitMirrorsRunning(t, n, time.Minute, pods...)
+	// mirrorlet sets Ready again: it compares with the mirror's status in
+	// the API, not with what it wrote last.
+	waitReadyCondition(t, before, corev1.ConditionTrue)
 	for _, p := range pods {
 		if after[p].UID != before[p].UID || !maps.Equal(containers(t, before[p]), containers(t, after[p])) {
 			t.Errorf("%s: mirror %s with containers %v before, %s with %v after", p,
@@ -98,4 +104,28 @@ func waitTaint(t *testing.T, name, key string, timeout time.Duration) {
 		}
 		return len(keys) == 1 && keys[0] == key
 	})
+}
+
+// waitReadyCondition waits until the Ready condition of every mirror is
+// status.
+func waitReadyCondition(t *testing.T, mirrors map[string]*corev1.Pod, status corev1.ConditionStatus) {
+	t.Helper()
+	nodetest.Eventually(t, time.Minute, "mirrors' Ready condition "+string(status), func() bool {
+		for _, m := range mirrors {
+			p := getPod(t, m.Namespace, m.Name)
+			if p == nil || podCondition(p, corev1.PodReady) != status {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func podCondition(p *corev1.Pod, ct corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range p.Status.Conditions {
+		if c.Type == ct {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
 }
