@@ -130,3 +130,42 @@ func checkSameContainers(t *testing.T, n *nodetest.Mirrorlet, pods []string, bef
 		t.Errorf("sandboxes %v before the Node's deletion, %v after", sandboxesBefore, got)
 	}
 }
+
+// TestNodeDeletedWithOrphanCascade deletes the Node of a stopped mirrorlet
+// with --cascade=orphan. The garbage collector removes the mirrors' owner
+// reference (an update that deploy/admission's read-only-mirrors policy
+// must let it make, or the Node's deletion waits for ever) and the Node
+// goes; the mirrors stay. Started again, mirrorlet registers the Node and
+// owns the same mirrors again, without a restart.
+func TestNodeDeletedWithOrphanCascade(t *testing.T) {
+	n, pods, before, sandboxesBefore := startGCNode(t)
+	n.Stop(syscall.SIGTERM)
+	old := &corev1.Node{}
+	if err := admin.Get(t.Context(), client.ObjectKey{Name: n.Name()}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Delete(t.Context(), old, client.PropagationPolicy("Orphan")); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the Node gone and the mirrors orphaned", func() bool {
+		if err := admin.Get(t.Context(), client.ObjectKey{Name: n.Name()}, &corev1.Node{}); err == nil {
+			return false
+		}
+		for _, p := range pods {
+			m := getPod(t, "default", before[p].Name)
+			if m == nil || m.UID != before[p].UID || len(m.OwnerReferences) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+
+	n.Start()
+	after := waitNodeBack(t, n, old, pods)
+	checkSameContainers(t, n, pods, before, after, sandboxesBefore)
+	for _, p := range pods {
+		if after[p].UID != before[p].UID {
+			t.Errorf("mirror %s recreated (UID %s -> %s), want it owned again", before[p].Name, before[p].UID, after[p].UID)
+		}
+	}
+}
