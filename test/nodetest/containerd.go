@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -102,14 +101,4 @@ func (c *Containerd) Stop() error {
 		return fmt.Errorf("hack/containerd.sh stop %s: %w\n%s", c.Dir, err, out)
 	}
 	return nil
-}
-
-// Ctr runs this containerd's ctr in the CRI namespace.
-func (c *Containerd) Ctr(args ...string) (string, error) {
-	full := append([]string{"--address", strings.TrimPrefix(c.Endpoint, "unix://"), "-n", "k8s.io"}, args...)
-	out, err := exec.Command(filepath.Join(c.Dir, "bin", "ctr"), full...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("ctr %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
 }

@@ -57,9 +57,6 @@ func StartMirrorlet(t testing.TB, cfg MirrorletConfig) *Mirrorlet {
 // Name is the node name.
 func (m *Mirrorlet) Name() string { return m.cfg.NodeName }
 
-// Process is the running process (nil when stopped).
-func (m *Mirrorlet) Process() *Process { return m.proc }
-
 // Start starts the process again after Stop.
 func (m *Mirrorlet) Start() {
 	m.t.Helper()

@@ -85,23 +85,6 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// Consistently checks cond every 100 ms for d, failing the test the first
-// time it does not hold.
-func Consistently(t testing.TB, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := cond(); err != nil {
-			t.Fatalf("%s no longer holds: %v", what, err)
-		}
-		select {
-		case <-t.Context().Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // Lines returns the lines of text containing sub.
 func Lines(text, sub string) []string {
 	var out []string
