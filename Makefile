@@ -36,7 +36,7 @@ containerd: ## Build containerd 2.x, its runc shim and ctr into the cache (minut
 	@hack/containerd.sh build
 
 .PHONY: test
-test: test-unit test-integration test-e2e test-e2e-containerd1.6 ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd 2.x, and 1.6 for the lifecycle tests; needs root).
+test: test-unit test-integration test-e2e test-e2e-containerd1.6 test-cluster ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd 2.x, and 1.6 for the lifecycle tests; needs root), cluster (+ kube-controller-manager and a kubelet).
 
 .PHONY: test-unit
 test-unit: ## Run unit tests.
@@ -56,6 +56,15 @@ test-e2e-containerd1.6: ## Run the lifecycle end-to-end tests on Debian's contai
 	hack/containerd.sh install
 	MIRRORLET_CONTAINERD=1.6 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '$(LIFECYCLE_E2E)' ./test/e2e/...
 
+.PHONY: kube
+kube: ## Build kube-controller-manager and kubelet into the cache (minutes the first time).
+	@hack/build-kube.sh
+
+.PHONY: test-cluster
+test-cluster: ## Run the cluster tests: mirrorlet with a real kube-controller-manager (GC, node lifecycle, taint eviction) and next to a real kubelet (needs root).
+	hack/containerd.sh install
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" MIRRORLET_KUBE_ASSETS="$$(hack/build-kube.sh)" $(GO) test -count=1 -timeout 20m -v ./test/cluster/...
+
 .PHONY: bench-e2e
 bench-e2e: ## Measure manifest write -> container serving for 1 and 50 pods (needs root).
 	hack/containerd.sh install
@@ -74,7 +83,7 @@ lint: ## Run go vet, gofmt and golangci-lint.
 
 .PHONY: bench
 bench: ## Run benchmarks and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /test/e2e)
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
 
 .PHONY: demo
 demo: ## Run mirrorlet for real: local API server, runtime and the example static pod.
