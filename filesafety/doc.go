@@ -4,5 +4,5 @@
 // holding a credential acts as the node in the API server.
 //
 // The checks look at one file or directory (its mode and owner), not at
-// its parent directories; see docs-notes/creds.md for that limit.
+// its parent directories (README, "Local files mirrorlet trusts", says so).
 package filesafety

@@ -1,6 +1,6 @@
 // Package mirror is the mirror reconciler: for every static pod it keeps a
 // read-only mirror Pod in the API server, named like the static pod, and it
-// is the only writer of pods in the API.
+// is the only writer of mirror pods in the API.
 //
 // Mirrors are written with server-side apply, field manager "mirrorlet"
 // (FieldManager): mirrorlet owns the manifest's labels, annotations, the
