@@ -44,6 +44,13 @@ func CheckManifestDir(path string) error {
 	return checkWriters(path, "manifest directory")
 }
 
+// CheckRootDir checks mirrorlet's --root-dir, or a directory in it: it
+// holds the last good manifests and the revisions mirrorlet runs, and the
+// rollback requests it takes, so it must be as safe as the manifests.
+func CheckRootDir(path string) error {
+	return checkWriters(path, "root directory")
+}
+
 // CheckManifest checks one manifest file (links followed).
 func CheckManifest(path string) error {
 	return checkWriters(path, "manifest")

@@ -34,6 +34,17 @@ func TestRefusesUnsafeSourcesAtStart(t *testing.T) {
 		},
 		want: []string{"manifest ", "/manifests/web.yaml: unsafe permissions (mode -rw-rw-rw-", "writable by others", "--allow-insecure-manifest-permissions"},
 	}, {
+		name: "group-writable directory in the root directory",
+		setup: func(t *testing.T, dir, _, _ string) []string {
+			root := filepath.Join(dir, "root")
+			if err := os.MkdirAll(filepath.Join(root, "revisions"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, filepath.Join(root, "revisions"), 0o770)
+			return []string{"--root-dir", root}
+		},
+		want: []string{"refusing to start: root directory ", "/root/revisions: unsafe permissions (mode drwxrwx---", "writable by its group", "--allow-insecure-manifest-permissions"},
+	}, {
 		name: "world-readable kubeconfig with a token",
 		setup: func(t *testing.T, _, _, kubeconfig string) []string {
 			chmod(t, kubeconfig, 0o644)

@@ -13,8 +13,9 @@ import (
 
 // refuseUnsafeSources refuses to start when a source mirrorlet trusts is
 // unsafe: the kubeconfig (a credential others can read), the manifest
-// directory or a manifest in it (writable by others than root and
-// mirrorlet's user), a plain-HTTP manifest URL on the network.
+// directory or a manifest in it and --root-dir or a directory in it
+// (writable by others than root and mirrorlet's user), a plain-HTTP
+// manifest URL on the network.
 // --allow-insecure-manifest-permissions turns the manifest refusals into
 // warnings.
 func refuseUnsafeSources(opts Options) error {
@@ -28,10 +29,11 @@ func refuseUnsafeSources(opts Options) error {
 			return fmt.Errorf("refusing to start: %w", err)
 		}
 	}
-	if opts.PodManifestPath == "" {
-		return nil
+	problems := RootDirPermissionProblems(opts.RootDir)
+	if opts.PodManifestPath != "" {
+		problems = append(problems, ManifestPermissionProblems(opts.PodManifestPath)...)
 	}
-	for _, err := range ManifestPermissionProblems(opts.PodManifestPath) {
+	for _, err := range problems {
 		if !opts.AllowInsecureManifestPermissions {
 			return fmt.Errorf("refusing to start: %w (--allow-insecure-manifest-permissions overrides, for development only)", err)
 		}
@@ -39,6 +41,30 @@ func refuseUnsafeSources(opts Options) error {
 			"problem", err.Error())
 	}
 	return nil
+}
+
+// RootDirPermissionProblems returns what is unsafe about --root-dir and the
+// directories in it (last good manifests, revisions, rollback requests: what
+// mirrorlet runs from). A root directory that does not exist yet is no
+// problem: mirrorlet creates it, private.
+func RootDirPermissionProblems(path string) []error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	problems := appendErr(nil, filesafety.CheckRootDir(path))
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return append(problems, fmt.Errorf("reading root directory %s: %w", path, err))
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			problems = appendErr(problems, filesafety.CheckRootDir(filepath.Join(path, e.Name())))
+		}
+	}
+	return problems
 }
 
 // ManifestPermissionProblems returns what is unsafe about a manifest
