@@ -84,22 +84,5 @@ func (s *eventSink) record(reader client.Reader, recorder events.EventRecorder, 
 		s.log.V(1).Info("Dropping Event: no mirror pod", "pod", e.pod, "reason", e.reason, "message", e.message)
 		return
 	}
-	ref := mirror.EventRef(mirrorPod)
-	ref.FieldPath = containerFieldPath(mirrorPod, e.container)
-	recorder.Eventf(ref, nil, e.eventType, e.reason, e.reason, "%s", e.message)
-}
-
-// containerFieldPath names a container of pod as the kubelet does in the
-// Events it records about it ("spec.containers{web}"): Events that differ
-// only in their container are then separate series. "" for the pod itself.
-func containerFieldPath(pod *corev1.Pod, container string) string {
-	if container == "" {
-		return ""
-	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == container {
-			return "spec.initContainers{" + container + "}"
-		}
-	}
-	return "spec.containers{" + container + "}"
+	recorder.Eventf(mirror.ContainerEventRef(mirrorPod, e.container), nil, e.eventType, e.reason, e.reason, "%s", e.message)
 }
