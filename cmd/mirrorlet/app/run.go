@@ -35,7 +35,6 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
 	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
-	"github.com/mirrorlet/mirrorlet/manifest/revisions"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -60,8 +59,6 @@ type agent struct {
 	notify  *sdnotify.Notifier
 	// logged holds, per source, the manifest problems already logged.
 	logged sync.Map
-	// revisions is the revision store; nil without a root directory.
-	revisions *revisions.Store
 }
 
 // Run runs mirrorlet until ctx ends. It returns an error when it cannot
