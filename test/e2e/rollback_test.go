@@ -138,12 +138,19 @@ func TestBadRevisionsRollBackAutomatically(t *testing.T) {
 	// (The API server folds this second RolledBack Event into the series of
 	// the first: the condition and the metric say it.)
 
-	// No loop: the failed revision is not retried, the good one keeps serving.
+	// No loop: the failed revision is not retried, the good one keeps
+	// serving, and its mirror (pinned revision and condition, written by
+	// server-side apply) is not written again.
+	eventually(t, 30*time.Second, "the pinned mirror Ready", func() bool { return n.ready("web") })
+	writes := mirrorWrites(t, metricsPort)
 	consistently(t, 5*time.Second, "revision 1 serving, unrestarted", func() bool {
 		body, err := get(port, "/")
 		m := n.mirror("web")
 		return err == nil && body == before && m != nil && m.Annotations["mirrorlet.io/revision"] == "1"
 	})
+	if again := mirrorWrites(t, metricsPort); again != writes {
+		t.Errorf("the pinned mirror was written %v times in 5 s", again-writes)
+	}
 
 	// A restarted mirrorlet keeps running the rolled-back revision.
 	n.stop(syscall.SIGTERM)
@@ -251,4 +258,17 @@ func TestRollbackWindowStartsAfterStartOrderWait(t *testing.T) {
 	if m := n.mirror("web"); m == nil || rolledBack(m) != nil || m.Annotations["mirrorlet.io/revision"] != "2" {
 		t.Errorf("revision 2 was rolled back for its start order wait: %v", m)
 	}
+}
+
+// mirrorWrites sums mirrorlet_mirror_writes_total over its operations.
+func mirrorWrites(t *testing.T, metricsPort int) float64 {
+	t.Helper()
+	var sum float64
+	for _, op := range []string{"create", "apply", "delete", "status"} {
+		for _, result := range []string{"ok", "error"} {
+			v, _ := metric(t, metricsPort, fmt.Sprintf(`mirrorlet_mirror_writes_total{operation=%q,result=%q}`, op, result))
+			sum += v
+		}
+	}
+	return sum
 }
