@@ -96,9 +96,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("setting up the runtime cache: %w", err)
 	}
-	a := &agent{opts: opts, runtime: rt, cache: cache, events: newEventSink(opts.Log.WithName("events")),
+	a := &agent{opts: opts, runtime: rt, cache: cache,
 		desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
 		notify: sdnotify.New(sdnotify.Config{MaxAPIWait: opts.NotifyMaxAPIWait, Log: opts.Log.WithName("sdnotify")})}
+	a.events = newEventSink(opts.Log.WithName("events"), a.desiredHash)
 	g, ctx := errgroup.WithContext(ctx)
 	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
 		g.Go(func() error { poller.Run(ctx); return nil })
