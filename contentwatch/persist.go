@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 )
 
 // The baselines of each pod version are kept in Config.StateDir, one JSON
@@ -69,7 +71,8 @@ func (w *Watcher) removeSaved(uid types.UID) {
 	}
 }
 
-// writeJSON writes v to file atomically (a new file renamed over it).
+// writeJSON writes v to file atomically and durably, as mirrorlet's other
+// stores under --root-dir write theirs.
 func writeJSON(file string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -78,12 +81,8 @@ func writeJSON(file string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(file), err)
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		return fmt.Errorf("renaming %s: %w", tmp, err)
+	if err := lastgood.WriteAtomic(file, data); err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	return nil
 }

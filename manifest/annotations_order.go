@@ -89,7 +89,7 @@ func eachContainerOf(spec *corev1.PodSpec, fn func(c *corev1.Container)) {
 // most. An invalid timeout gives the default (Validate refuses it).
 func StartAfter(pod *corev1.Pod) (names []string, timeout time.Duration) {
 	timeout = DefaultAfterTimeout
-	if d, err := time.ParseDuration(pod.Annotations[AnnotationAfterTimeout]); err == nil && d > 0 {
+	if d, ok := durationAnnotation(pod, AnnotationAfterTimeout); ok {
 		timeout = d
 	}
 	return splitList(pod.Annotations[AnnotationAfter]), timeout
@@ -124,12 +124,7 @@ func validateOrderAnnotations(p *corev1.Pod) field.ErrorList {
 	if v, ok := p.Annotations[AnnotationAfter]; ok {
 		errs = append(errs, validateAfter(p, v, ann.Key(AnnotationAfter))...)
 	}
-	if v, ok := p.Annotations[AnnotationAfterTimeout]; ok {
-		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
-			errs = append(errs, field.Invalid(ann.Key(AnnotationAfterTimeout), v, "must be a positive duration, e.g. 2m or 90s"))
-		}
-	}
-	return errs
+	return append(errs, validateDurationAnnotation(p, AnnotationAfterTimeout)...)
 }
 
 func validateRestartOnChange(p *corev1.Pod, v string, path *field.Path) field.ErrorList {

@@ -53,7 +53,7 @@ func TestOrderAnnotations(t *testing.T) {
 		{name: "after a bad name", annotations: map[string]string{AnnotationAfter: "Etcd_1"},
 			want: "metadata.annotations[mirrorlet.io/after]: Invalid value: \"Etcd_1\"", after: []string{"Etcd_1"}, wait: DefaultAfterTimeout},
 		{name: "bad timeout", annotations: map[string]string{AnnotationAfter: "etcd", AnnotationAfterTimeout: "5"},
-			want:  "metadata.annotations[mirrorlet.io/after-timeout]: Invalid value: \"5\": must be a positive duration",
+			want:  "metadata.annotations[mirrorlet.io/after-timeout]: Invalid value: \"5\": must be a duration such as 2m or 90s",
 			after: []string{"etcd"}, wait: DefaultAfterTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,7 +17,14 @@ const AnnotationRollbackAfter = "mirrorlet.io/rollback-after"
 // RollbackAfter returns the pod's rollback window; ok is false when the
 // pod has none (or an invalid one, which Validate refuses).
 func RollbackAfter(pod *corev1.Pod) (time.Duration, bool) {
-	v, ok := pod.Annotations[AnnotationRollbackAfter]
+	return durationAnnotation(pod, AnnotationRollbackAfter)
+}
+
+// durationAnnotation returns the value of the annotation key, a positive
+// Go duration; ok is false when it is absent or invalid (Validate refuses
+// an invalid one: validateDurationAnnotation).
+func durationAnnotation(pod *corev1.Pod, key string) (time.Duration, bool) {
+	v, ok := pod.Annotations[key]
 	if !ok {
 		return 0, false
 	}
@@ -28,13 +35,15 @@ func RollbackAfter(pod *corev1.Pod) (time.Duration, bool) {
 	return d, true
 }
 
-// validateRollbackAfter checks the mirrorlet.io/rollback-after annotation.
-func validateRollbackAfter(pod *corev1.Pod) field.ErrorList {
-	v, ok := pod.Annotations[AnnotationRollbackAfter]
+// validateDurationAnnotation checks that the annotation key, when set, is
+// a positive Go duration (mirrorlet.io/rollback-after,
+// mirrorlet.io/after-timeout).
+func validateDurationAnnotation(pod *corev1.Pod, key string) field.ErrorList {
+	v, ok := pod.Annotations[key]
 	if !ok {
 		return nil
 	}
-	path := field.NewPath("metadata", "annotations").Key(AnnotationRollbackAfter)
+	path := field.NewPath("metadata", "annotations").Key(key)
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:

@@ -37,7 +37,7 @@ func Validate(sp *StaticPod) field.ErrorList {
 	errs = append(errs, validateStaticRules(&p.Spec, spec)...)
 	errs = append(errs, validateProbes(&p.Spec, spec)...)
 	errs = append(errs, validateUnsupported(&p.Spec, spec)...)
-	errs = append(errs, validateRollbackAfter(p)...)
+	errs = append(errs, validateDurationAnnotation(p, AnnotationRollbackAfter)...)
 	errs = append(errs, validateOrderAnnotations(p)...)
 	return errs
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -79,12 +80,15 @@ func (fakeAuthn) AuthenticateRequest(r *http.Request) (*authenticator.Response, 
 // user "error" gets an error.
 type fakeAuthz struct {
 	allowed []string
+	mu      sync.Mutex // requests may be served concurrently
 	asked   []string
 }
 
 func (f *fakeAuthz) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
 	q := a.GetUser().GetName() + " " + a.GetVerb() + " " + a.GetSubresource()
+	f.mu.Lock()
 	f.asked = append(f.asked, q)
+	f.mu.Unlock()
 	if a.GetUser().GetName() == "erroruser" {
 		return authorizer.DecisionNoOpinion, "", errors.New("SAR failed")
 	}

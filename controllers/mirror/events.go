@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -28,10 +30,10 @@ func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) 
 		}
 		switch w.Reason {
 		case "ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff", "CreateContainerError", "CreateContainerConfigError":
-			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, w.Reason, "StartContainer",
+			r.cfg.Recorder.Eventf(ContainerEventRef(mirror, cs.Name), nil, corev1.EventTypeWarning, w.Reason, "StartContainer",
 				"container %s: %s", cs.Name, w.Message)
 		case "CrashLoopBackOff":
-			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, "BackOff", "StartContainer",
+			r.cfg.Recorder.Eventf(ContainerEventRef(mirror, cs.Name), nil, corev1.EventTypeWarning, "BackOff", "StartContainer",
 				"Back-off restarting failed container %s", cs.Name)
 		}
 	}
@@ -56,4 +58,22 @@ func EventRef(mirror *corev1.Pod) *corev1.ObjectReference {
 		uid = types.UID(h)
 	}
 	return &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: mirror.Namespace, Name: mirror.Name, UID: uid}
+}
+
+// ContainerEventRef is EventRef about the named container of mirror, with
+// the fieldPath the kubelet gives the Events it records about a container
+// (spec.containers{web}, spec.initContainers{init}); "" names the pod
+// itself. The recorder folds Events that share what they regard, their
+// reason and action into one series that keeps the first note, so without
+// it the Event of a second container would only count in the first's.
+func ContainerEventRef(mirror *corev1.Pod, container string) *corev1.ObjectReference {
+	ref := EventRef(mirror)
+	switch {
+	case container == "":
+	case slices.ContainsFunc(mirror.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == container }):
+		ref.FieldPath = "spec.initContainers{" + container + "}"
+	default:
+		ref.FieldPath = "spec.containers{" + container + "}"
+	}
+	return ref
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // ConditionManifestValid is False while the static pod's manifest is
-// invalid and its last good version keeps running.
+// invalid and its last good version keeps running, or while a part of it
+// is ignored (a start-order problem) and the pod runs regardless; the
+// message says which.
 const ConditionManifestValid corev1.PodConditionType = "mirrorlet.io/ManifestValid"
 
 // statusInput is what pod status is computed from.
@@ -317,15 +319,25 @@ func manifestCondition(problems []desired.Problem) corev1.PodCondition {
 	if len(problems) == 0 {
 		return corev1.PodCondition{Type: ConditionManifestValid, Status: corev1.ConditionTrue}
 	}
-	msgs := make([]string, 0, len(problems))
+	var lastGood, ignored []string
 	for _, p := range problems {
-		msgs = append(msgs, p.Err.Error())
+		if p.VersionRuns {
+			ignored = append(ignored, p.Err.Error())
+		} else {
+			lastGood = append(lastGood, p.Err.Error())
+		}
+	}
+	// A start-order problem says itself what is ignored; it is about the
+	// version that runs (the manifest's, a last good or a pinned one).
+	msg := "the static pod runs regardless: "
+	if len(lastGood) > 0 {
+		msg = "the last good version keeps running: "
 	}
 	return corev1.PodCondition{
 		Type:    ConditionManifestValid,
 		Status:  corev1.ConditionFalse,
 		Reason:  "InvalidManifest",
-		Message: "the last good version keeps running: " + strings.Join(msgs, "; "),
+		Message: msg + strings.Join(append(lastGood, ignored...), "; "),
 	}
 }
 

@@ -238,3 +238,28 @@ func TestPendingProbesKeepWhatTheMirrorShowed(t *testing.T) {
 		})
 	}
 }
+
+// The ManifestValid message says what runs: the last good version for a
+// manifest that did not load, the static pod regardless for a start-order
+// problem (the manifest loaded; only its order is ignored).
+func TestManifestConditionSaysWhatRuns(t *testing.T) {
+	bad := desired.Problem{Origin: "/m/p.yaml", Err: errors.New("/m/p.yaml: bad")}
+	order := desired.Problem{Origin: "/m/p.yaml", VersionRuns: true, Err: errors.New(`/m/p.yaml: after: "x": unknown`)}
+	for _, tc := range []struct {
+		name     string
+		problems []desired.Problem
+		want     string
+	}{
+		{"bad manifest", []desired.Problem{bad}, "the last good version keeps running: /m/p.yaml: bad"},
+		{"start order", []desired.Problem{order}, `the static pod runs regardless: /m/p.yaml: after: "x": unknown`},
+		{"both", []desired.Problem{order, bad},
+			`the last good version keeps running: /m/p.yaml: bad; /m/p.yaml: after: "x": unknown`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := manifestCondition(tc.problems)
+			if c.Status != corev1.ConditionFalse || c.Reason != "InvalidManifest" || c.Message != tc.want {
+				t.Errorf("condition %s %s %q, want False InvalidManifest %q", c.Status, c.Reason, c.Message, tc.want)
+			}
+		})
+	}
+}

@@ -13,10 +13,16 @@ import (
 type Waiting struct {
 	// Reason is CamelCase, as in container status: ContainerCreating,
 	// PodInitializing, CrashLoopBackOff, ErrImagePull, ImagePullBackOff,
-	// CreateContainerError.
+	// CreateContainerError, WaitingForDependencies.
 	Reason  string
 	Message string
 }
+
+// WaitingForDependencies is the waiting reason of the containers of a new
+// sandbox held back until the static pods their manifest names
+// (mirrorlet.io/after) are Ready: they have not run yet, through no fault
+// of their own.
+const WaitingForDependencies = "WaitingForDependencies"
 
 // State is what runs on the node for one static pod.
 type State struct {

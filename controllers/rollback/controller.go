@@ -42,6 +42,9 @@ type Controller struct {
 	cfg     Config
 	queue   workqueue.TypedDelayingInterface[types.NamespacedName]
 	started time.Time
+	// orders holds, by pod, the revision that waited for its start order
+	// (startorder.go).
+	orders orderWaits
 }
 
 // New validates and defaults cfg.

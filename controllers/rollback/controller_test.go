@@ -46,6 +46,7 @@ type harness struct {
 	states *podstate.Store
 	store  *revisions.Store
 	events *recorded
+	c      *Controller
 }
 
 func start(t *testing.T) *harness {
@@ -65,6 +66,7 @@ func start(t *testing.T) *harness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	h.c = c
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	h.until("the controller to start", func() bool { return h.clock.HasWaiters() })
@@ -107,6 +109,21 @@ func (h *harness) until(what string, cond func() bool) {
 		func(context.Context) (bool, error) { return cond(), nil })
 	if err != nil {
 		h.t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// stays checks for a while (300 ms) that image keeps running.
+func (h *harness) stays(what, image string) {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 300*time.Millisecond, true,
+		func(context.Context) (bool, error) {
+			if got := h.running(); got != image {
+				return false, fmt.Errorf("%s runs", got)
+			}
+			return false, nil
+		})
+	if !wait.Interrupted(err) {
+		h.t.Fatalf("expected %s: %v (events %q)", what, err, h.events.list())
 	}
 }
 
@@ -159,6 +176,26 @@ func TestNotReadyWithinWindowRollsBack(t *testing.T) {
 	if got := h.running(); got != "example.com/web:3" {
 		t.Errorf("a new manifest after a rollback: %s runs", got)
 	}
+}
+
+// A revision whose containers wait for the pods its mirrorlet.io/after
+// names is not judged while they wait: its window counts from when they
+// start, not from when the revision appeared.
+func TestWindowCountsFromTheEndOfTheStartOrderWait(t *testing.T) {
+	h := start(t)
+	v1 := h.publish("1", "10s")
+	h.readyRevision(v1)
+	v2 := h.publish("2", "10s")
+	h.run(v2, false, podstate.WaitingForDependencies)
+	h.until("the wait seen", func() bool { return h.c.orders.waiting(key) })
+	h.clock.Step(time.Minute)
+	h.run(v2, false, "") // the wait ends: running, not Ready yet
+	h.until("the end of the wait seen", func() bool { return !h.c.orders.waiting(key) })
+	h.stays("revision 2 to run on (its wait does not count)", "example.com/web:2")
+	h.clock.Step(9 * time.Second)
+	h.stays("revision 2 to run on (its window from the end of the wait)", "example.com/web:2")
+	h.clock.Step(2 * time.Second)
+	h.until("revision 1 to run again", func() bool { return h.running() == "example.com/web:1" })
 }
 
 func TestCrashLoopRollsBackAtOnce(t *testing.T) {

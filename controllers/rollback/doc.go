@@ -6,9 +6,11 @@
 // judged from the status its mirror shows (mirror.PodStatus, computed from
 // the runtime cache through the pod state store): a container in
 // CrashLoopBackOff or a Failed pod rolls it back at once; at the end of
-// the window (counted from when the revision appeared, or from this
-// mirrorlet's start if later, so a restart never judges a pod before its
-// probes ran) a revision that is Ready (or Succeeded) is settled, one
+// the window (counted from when the revision appeared, from this
+// mirrorlet's start, or from when its containers stopped waiting for the
+// pods its mirrorlet.io/after names, whichever is latest: a restart never
+// judges a pod before its probes ran, nor a start order before the
+// containers started) a revision that is Ready (or Succeeded) is settled, one
 // that is not is rolled back. Rolling back pins the newest earlier revision that was
 // Ready and was never rolled back, records a RolledBack Warning Event on
 // the mirror and counts mirrorlet_revision_rollbacks_total; the desired set

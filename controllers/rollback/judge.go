@@ -19,6 +19,7 @@ import (
 func (c *Controller) judge(key types.NamespacedName) time.Duration {
 	sp, ok := c.cfg.Desired.Get(key)
 	if !ok {
+		c.orders.forget(key)
 		return 0
 	}
 	rev, ok := c.cfg.Revisions.Revision(key, sp.Hash)
@@ -37,11 +38,14 @@ func (c *Controller) judge(key types.NamespacedName) time.Duration {
 	if !judged {
 		return 0
 	}
+	if c.orders.waitsForStartOrder(key, sp.Hash, st, now) {
+		return 0 // its state changes when the wait ends
+	}
 	if reason, msg := failing(st); reason != "" {
 		c.rollBack(key, rev, reason, msg)
 		return 0
 	}
-	if left := c.windowEnd(rev, after).Sub(now); left > 0 {
+	if left := c.windowEnd(key, rev, after).Sub(now); left > 0 {
 		return left
 	}
 	c.endWindow(key, rev, after, ready || st.Phase == corev1.PodSucceeded)
@@ -58,11 +62,14 @@ func judgedWindow(sp *manifest.StaticPod, rev revisions.Revision) (after time.Du
 }
 
 // windowEnd is when the window of rev ends: after from when it appeared,
-// or from this controller's start if later.
-func (c *Controller) windowEnd(rev revisions.Revision, after time.Duration) time.Time {
+// from this controller's start, or from when it stopped waiting for its
+// start order, whichever is latest.
+func (c *Controller) windowEnd(key types.NamespacedName, rev revisions.Revision, after time.Duration) time.Time {
 	start := rev.Created
-	if c.started.After(start) {
-		start = c.started
+	for _, t := range []time.Time{c.started, c.orders.releasedAt(key, rev.Hash)} {
+		if t.After(start) {
+			start = t
+		}
 	}
 	return start.Add(after)
 }

@@ -16,7 +16,7 @@ import (
 
 // ReasonWaitingForDependencies is the waiting reason of the containers of
 // a static pod that waits for others to be Ready (manifest.AnnotationAfter).
-const ReasonWaitingForDependencies = "WaitingForDependencies"
+const ReasonWaitingForDependencies = podstate.WaitingForDependencies
 
 // gateState is what a worker knows of its pod's start order, per pod
 // version: which sandbox waits since when, and which sandbox may start its

@@ -11,9 +11,10 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
-// Problem is a manifest that could not be loaded. Key is set when the
-// problem belongs to a known static pod (its last good version keeps
-// running); otherwise it is empty.
+// Problem is a manifest that could not be loaded, or (VersionRuns) a part
+// of a loaded one that is ignored. Key is set when the problem belongs to
+// a known static pod (its last good version keeps running, or, with
+// VersionRuns, its manifest's version runs); otherwise it is empty.
 type Problem struct {
 	Key    types.NamespacedName
 	Origin string
@@ -21,6 +22,11 @@ type Problem struct {
 	// Refused names the pod a manifest defines that was refused for a name
 	// or host port another manifest holds; empty otherwise.
 	Refused types.NamespacedName
+	// VersionRuns is true when the manifest's own version runs regardless
+	// and only what the problem names is ignored (a start-order name no
+	// manifest defines, a cycle); false when the manifest's version does
+	// not run (its last good version, if any, does).
+	VersionRuns bool
 }
 
 // Snapshot is everything one source currently provides.

@@ -128,7 +128,7 @@ func (g *orderGraph) problems() map[types.NamespacedName][]Problem {
 	path := field.NewPath("metadata", "annotations").Key(manifest.AnnotationAfter)
 	add := func(key types.NamespacedName, fe *field.Error) {
 		sp := g.pods[key]
-		out[key] = append(out[key], Problem{Key: key, Origin: sp.Origin,
+		out[key] = append(out[key], Problem{Key: key, Origin: sp.Origin, VersionRuns: true,
 			Err: &manifest.Error{Origin: sp.Origin, Fields: field.ErrorList{fe}}})
 	}
 	for _, key := range sortedKeys(g.pods) {

@@ -93,6 +93,9 @@ func checkProblems(t *testing.T, name string, got []Problem, want []string) {
 	var msgs []string
 	for _, p := range got {
 		msgs = append(msgs, p.Err.Error())
+		if !p.VersionRuns {
+			t.Errorf("%s: start-order problem %q does not say the pod runs regardless", name, p.Err)
+		}
 	}
 	text := strings.Join(msgs, "\n")
 	for _, w := range want {

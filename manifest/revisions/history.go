@@ -46,9 +46,6 @@ type Pin struct {
 	Time           time.Time `json:"time"`
 }
 
-// Automatic reports whether the pin is an automatic rollback.
-func (p *Pin) Automatic() bool { return p.Reason != ReasonManual }
-
 // History is everything the store keeps of one static pod.
 type History struct {
 	// Key is <namespace>/<name> of the static pod (its mirror's name).

@@ -78,28 +78,37 @@ func (h *History) add(sp *manifest.StaticPod, now time.Time) {
 
 // choose returns the pod to run for sp given h.
 func choose(h *History, sp *manifest.StaticPod) *manifest.StaticPod {
-	if h.Pin == nil {
-		if r := h.Find(sp.Hash); r != nil {
-			return annotated(sp, r.Number, nil)
+	if h.Pin != nil {
+		// The pinned revision is never trimmed; without it (a hand-edited
+		// file) the source's version runs.
+		if r := h.Number(h.Pin.Revision); r != nil && r.Pod != nil {
+			pinned := &manifest.StaticPod{Pod: r.Pod, Source: r.Source, Origin: r.Origin, Hash: r.Hash, Content: r.Content}
+			return annotated(pinned, r.Number, h.Pin)
 		}
-		return sp
 	}
-	r := h.Number(h.Pin.Revision)
-	if r == nil || r.Pod == nil {
-		return sp // the pinned revision is never trimmed; a hand-edited file
+	var number int64
+	if r := h.Find(sp.Hash); r != nil {
+		number = r.Number
 	}
-	pinned := &manifest.StaticPod{Pod: r.Pod, Source: r.Source, Origin: r.Origin, Hash: r.Hash, Content: r.Content}
-	return annotated(pinned, r.Number, h.Pin)
+	return annotated(sp, number, nil)
 }
 
-// annotated returns a copy of sp carrying its revision number and pin.
+// annotated returns a copy of sp carrying its revision number (none for
+// 0) and pin. The store owns these annotations: the manifest's own values
+// (a mirror's YAML saved as a manifest) never show, so a manifest cannot
+// make its pod look pinned, which would also keep it from being judged.
 func annotated(sp *manifest.StaticPod, number int64, pin *Pin) *manifest.StaticPod {
 	out := *sp
 	out.Pod = sp.Pod.DeepCopy()
 	if out.Pod.Annotations == nil {
 		out.Pod.Annotations = map[string]string{}
 	}
-	out.Pod.Annotations[AnnotationRevision] = strconv.FormatInt(number, 10)
+	for _, a := range []string{AnnotationRevision, AnnotationPinnedReason, AnnotationPinnedMessage} {
+		delete(out.Pod.Annotations, a)
+	}
+	if number > 0 {
+		out.Pod.Annotations[AnnotationRevision] = strconv.FormatInt(number, 10)
+	}
 	if pin != nil {
 		out.Pod.Annotations[AnnotationPinnedReason] = pin.Reason
 		out.Pod.Annotations[AnnotationPinnedMessage] = pin.Message

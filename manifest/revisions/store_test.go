@@ -231,3 +231,17 @@ func TestRequestAndResult(t *testing.T) {
 		t.Errorf("TakeResult: %+v %v %v", r, ok, err)
 	}
 }
+
+// A manifest that carries the store's annotations (a pinned mirror's YAML
+// saved as a manifest) does not look pinned: the store's values win.
+func TestManifestCannotSetTheStoresAnnotations(t *testing.T) {
+	s, _ := open(t, t.TempDir(), 5)
+	v1 := version(t, "1")
+	v1.Pod.Annotations[AnnotationRevision] = "7"
+	v1.Pod.Annotations[AnnotationPinnedReason] = ReasonNotReady
+	v1.Pod.Annotations[AnnotationPinnedMessage] = "revision 8 was not Ready within 2m"
+	out := s.Resolve(v1)
+	if a := out.Pod.Annotations; a[AnnotationRevision] != "1" || a[AnnotationPinnedReason] != "" || a[AnnotationPinnedMessage] != "" {
+		t.Errorf("annotations of the resolved pod: %v", a)
+	}
+}

@@ -11,6 +11,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
+	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 // versionedWeb is the web pod answering message, opted into automatic
@@ -135,12 +138,19 @@ func TestBadRevisionsRollBackAutomatically(t *testing.T) {
 	// (The API server folds this second RolledBack Event into the series of
 	// the first: the condition and the metric say it.)
 
-	// No loop: the failed revision is not retried, the good one keeps serving.
+	// No loop: the failed revision is not retried, the good one keeps
+	// serving, and its mirror (pinned revision and condition, written by
+	// server-side apply) is not written again.
+	eventually(t, 30*time.Second, "the pinned mirror Ready", func() bool { return n.ready("web") })
+	writes := mirrorWrites(t, metricsPort)
 	consistently(t, 5*time.Second, "revision 1 serving, unrestarted", func() bool {
 		body, err := get(port, "/")
 		m := n.mirror("web")
 		return err == nil && body == before && m != nil && m.Annotations["mirrorlet.io/revision"] == "1"
 	})
+	if again := mirrorWrites(t, metricsPort); again != writes {
+		t.Errorf("the pinned mirror was written %v times in 5 s", again-writes)
+	}
 
 	// A restarted mirrorlet keeps running the rolled-back revision.
 	n.stop(syscall.SIGTERM)
@@ -212,4 +222,53 @@ func TestRollbackAndHistoryByHand(t *testing.T) {
 	n.writeManifest("web.yaml", versionedWeb(port, "version-three", ""))
 	n.waitRevision(t, "3", "", time.Minute)
 	answering(t, port, "version-three", 30*time.Second)
+}
+
+// TestRollbackWindowStartsAfterStartOrderWait: a new revision whose
+// containers wait for a dependency (mirrorlet.io/after) longer than its
+// rollback window is not rolled back for that wait: its window counts
+// from when its containers start, and it settles once Ready.
+func TestRollbackWindowStartsAfterStartOrderWait(t *testing.T) {
+	n := startNode(t)
+	never := etcdLikePod(freePort(t), time.Hour)
+	never.Name = "never"
+	n.writeManifest("never.yaml", never)
+	port := freePort(t)
+	n.writeManifest("web.yaml", versionedWeb(port, "version-one", "4s"))
+	n.waitRevision(t, "1", "", 2*time.Minute)
+	answering(t, port, "version-one", 30*time.Second)
+
+	// Revision 2 waits 8 s for a pod that is never Ready, twice its window.
+	waiting := versionedWeb(port, "version-two", "4s")
+	waiting.Annotations[manifest.AnnotationAfter] = "never"
+	waiting.Annotations[manifest.AnnotationAfterTimeout] = "8s"
+	n.writeManifest("web.yaml", waiting)
+	eventually(t, time.Minute, "revision 2 to wait for never", func() bool {
+		reason, _ := n.waitingFor("web", "web")
+		m := n.mirror("web")
+		return reason == staticpod.ReasonWaitingForDependencies && m != nil && m.Annotations["mirrorlet.io/revision"] == "2"
+	})
+	n.waitEvent("web", corev1.EventTypeWarning, "DependenciesNotReady", "never", "starting anyway")
+	answering(t, port, "version-two", 30*time.Second)
+	eventually(t, 30*time.Second, "revision 2 settled in mirrorlet history", func() bool {
+		out, err := n.revisionCommand("history")
+		lines := grepLines(out, "web.yaml")
+		return err == nil && len(lines) == 2 && strings.Contains(lines[1], "ready, settled")
+	})
+	if m := n.mirror("web"); m == nil || rolledBack(m) != nil || m.Annotations["mirrorlet.io/revision"] != "2" {
+		t.Errorf("revision 2 was rolled back for its start order wait: %v", m)
+	}
+}
+
+// mirrorWrites sums mirrorlet_mirror_writes_total over its operations.
+func mirrorWrites(t *testing.T, metricsPort int) float64 {
+	t.Helper()
+	var sum float64
+	for _, op := range []string{"create", "apply", "delete", "status"} {
+		for _, result := range []string{"ok", "error"} {
+			v, _ := metric(t, metricsPort, fmt.Sprintf(`mirrorlet_mirror_writes_total{operation=%q,result=%q}`, op, result))
+			sum += v
+		}
+	}
+	return sum
 }

@@ -255,6 +255,11 @@ func TestStartOrderCycleIsAValidationError(t *testing.T) {
 			return m != nil && condition(m, mirror.ConditionManifestValid) == corev1.ConditionFalse &&
 				strings.Contains(conditionMessage(m, mirror.ConditionManifestValid), cycle)
 		})
+		// The manifest loaded and runs: the message must not say that a
+		// last good version runs instead.
+		if msg := conditionMessage(n.mirror(pod), mirror.ConditionManifestValid); !strings.HasPrefix(msg, "the static pod runs regardless: ") {
+			t.Errorf("%s mirror's ManifestValid message %q does not say the pod runs regardless", pod, msg)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -267,6 +268,33 @@ func TestImagePullFailureIsReported(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestContainerEventsAreSeriesOfTheirOwn: the Events the mirror
+// reconciler records about a container (ErrImagePull here) name it in
+// involvedObject.fieldPath, as the pod workers' Events do: two containers
+// failing alike give two Events, not one series keeping the first's note.
+func TestContainerEventsAreSeriesOfTheirOwn(t *testing.T) {
+	a := startAgent(t, newNodeName("pull2"), "", nil)
+	a.RT.SetImageMissing("missing:1", true)
+	a.RT.SetImageMissing("missing:2", true)
+	a.Write("web.yaml", podManifest("web", nil, "missing:1")+"  - name: side\n    image: missing:2\n")
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return len(p.Status.ContainerStatuses) == 2 })
+	for _, c := range []string{"web", "side"} {
+		eventually(t, "ErrImagePull event about container "+c, func() bool {
+			var evs corev1.EventList
+			if err := k8s.List(context.Background(), &evs, client.InNamespace("default")); err != nil {
+				return false
+			}
+			for _, e := range evs.Items {
+				if string(e.InvolvedObject.UID) == m.Annotations["kubernetes.io/config.mirror"] && e.Reason == "ErrImagePull" &&
+					e.InvolvedObject.FieldPath == "spec.containers{"+c+"}" && strings.Contains(e.Message, "container "+c+":") {
+					return true
+				}
+			}
+			return false
+		})
+	}
 }
 
 // A label that an environment variable reads (downward API) is part of what

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 const (
@@ -30,7 +31,10 @@ const (
 // past that it is dropped (logged at V(1)). The node never waits for the
 // API server.
 type eventSink struct {
-	log      logr.Logger
+	log logr.Logger
+	// hashOf returns the hash of the static pod version that runs for a
+	// key ("" when unknown): an Event is about that version.
+	hashOf   func(types.NamespacedName) string
 	mu       sync.Mutex
 	reader   client.Reader
 	recorder events.EventRecorder
@@ -40,9 +44,13 @@ type eventSink struct {
 type pendingEvent struct {
 	pod                                   types.NamespacedName
 	container, eventType, reason, message string
+	// hash is the static pod version the Event is about ("" when unknown).
+	hash string
 }
 
-func newEventSink(log logr.Logger) *eventSink { return &eventSink{log: log} }
+func newEventSink(log logr.Logger, hashOf func(types.NamespacedName) string) *eventSink {
+	return &eventSink{log: log, hashOf: hashOf}
+}
 
 // connect starts recording through recorder, finding mirrors with reader,
 // and records the Events made so far.
@@ -60,6 +68,9 @@ func (s *eventSink) connect(reader client.Reader, recorder events.EventRecorder)
 // Event implements staticpod.EventSink; it never blocks the caller.
 func (s *eventSink) Event(pod types.NamespacedName, container, eventType, reason, message string) {
 	e := pendingEvent{pod: pod, container: container, eventType: eventType, reason: reason, message: message}
+	if s.hashOf != nil {
+		e.hash = s.hashOf(pod)
+	}
 	s.mu.Lock()
 	reader, recorder := s.reader, s.recorder
 	if recorder == nil {
@@ -75,31 +86,31 @@ func (s *eventSink) Event(pod types.NamespacedName, container, eventType, reason
 	}
 }
 
-// record emits e on its mirror once the mirror exists.
+// record emits e on its mirror once the mirror exists, preferably the
+// mirror of the version e is about: after a spec change or a rollback the
+// mirror is replaced, and an Event on the old one (its config.mirror hash)
+// would not show in kubectl describe of the new one. Past mirrorWait it
+// takes whichever mirror there is.
 func (s *eventSink) record(reader client.Reader, recorder events.EventRecorder, e pendingEvent) {
 	mirrorPod := &corev1.Pod{}
+	found := false
 	err := wait.PollUntilContextTimeout(context.Background(), time.Second, mirrorWait, true,
-		func(ctx context.Context) (bool, error) { return reader.Get(ctx, e.pod, mirrorPod) == nil, nil })
-	if err != nil {
+		func(ctx context.Context) (bool, error) {
+			found = reader.Get(ctx, e.pod, mirrorPod) == nil
+			return found && (e.hash == "" || mirrorPod.Annotations[manifest.AnnotationMirror] == e.hash), nil
+		})
+	if err != nil && !found {
 		s.log.V(1).Info("Dropping Event: no mirror pod", "pod", e.pod, "reason", e.reason, "message", e.message)
 		return
 	}
-	ref := mirror.EventRef(mirrorPod)
-	ref.FieldPath = containerFieldPath(mirrorPod, e.container)
-	recorder.Eventf(ref, nil, e.eventType, e.reason, e.reason, "%s", e.message)
+	recorder.Eventf(mirror.ContainerEventRef(mirrorPod, e.container), nil, e.eventType, e.reason, e.reason, "%s", e.message)
 }
 
-// containerFieldPath names a container of pod as the kubelet does in the
-// Events it records about it ("spec.containers{web}"): Events that differ
-// only in their container are then separate series. "" for the pod itself.
-func containerFieldPath(pod *corev1.Pod, container string) string {
-	if container == "" {
-		return ""
+// desiredHash is the hash of the static pod version the desired set runs
+// for key ("" when none).
+func (a *agent) desiredHash(key types.NamespacedName) string {
+	if sp, ok := a.desired.Get(key); ok {
+		return sp.Hash
 	}
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name == container {
-			return "spec.initContainers{" + container + "}"
-		}
-	}
-	return "spec.containers{" + container + "}"
+	return ""
 }

@@ -32,7 +32,6 @@ func (a *agent) setupRevisions(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return fmt.Errorf("opening the revision store: %w", err)
 	}
-	a.revisions = store
 	a.desired.SetResolver(store)
 	registerRollbackMetrics.Do(func() {
 		for _, c := range rollback.Collectors() {

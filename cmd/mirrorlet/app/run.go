@@ -35,7 +35,6 @@ import (
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
 	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
-	"github.com/mirrorlet/mirrorlet/manifest/revisions"
 	"github.com/mirrorlet/mirrorlet/manifest/urlsource"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -60,8 +59,6 @@ type agent struct {
 	notify  *sdnotify.Notifier
 	// logged holds, per source, the manifest problems already logged.
 	logged sync.Map
-	// revisions is the revision store; nil without a root directory.
-	revisions *revisions.Store
 }
 
 // Run runs mirrorlet until ctx ends. It returns an error when it cannot
@@ -99,9 +96,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("setting up the runtime cache: %w", err)
 	}
-	a := &agent{opts: opts, runtime: rt, cache: cache, events: newEventSink(opts.Log.WithName("events")),
+	a := &agent{opts: opts, runtime: rt, cache: cache,
 		desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
 		notify: sdnotify.New(sdnotify.Config{MaxAPIWait: opts.NotifyMaxAPIWait, Log: opts.Log.WithName("sdnotify")})}
+	a.events = newEventSink(opts.Log.WithName("events"), a.desiredHash)
 	g, ctx := errgroup.WithContext(ctx)
 	if poller, ok := rt.(interface{ Run(context.Context) }); ok {
 		g.Go(func() error { poller.Run(ctx); return nil })
