@@ -100,12 +100,28 @@ func (s *podSync) restart(ctx context.Context, c *corev1.Container, latest *mrun
 		return
 	}
 	b.Next(id, since)
-	if stale(latest) {
-		s.discard(ctx, latest)
+	if latest.State == mruntime.ContainerUnknown {
+		s.stopUnknown(ctx, latest)
 	}
 	s.w.log.Info("Restarting container", "container", c.Name, "state", latest.State, "exitCode", latest.ExitCode,
 		"reason", latest.Reason)
-	s.start(ctx, c)
+	// The stale attempt goes only once the next one exists: removed before
+	// and the create failing, the container's restart count would drop
+	// back to the attempt before it.
+	if s.start(ctx, c) && stale(latest) {
+		s.discard(ctx, latest)
+	}
+}
+
+// stopUnknown stops an attempt in an unknown state (it may run), with a
+// context of its own, before the next attempt starts.
+func (s *podSync) stopUnknown(ctx context.Context, c *mruntime.Container) {
+	cctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	s.res.acted = true
+	if err := s.w.e.cfg.Runtime.StopContainer(cctx, c.ID, 0); err != nil {
+		s.w.log.Error(err, "Stopping container in unknown state failed", "container", c.Name, "id", c.ID)
+	}
 }
 
 // discard removes an attempt left Created or Unknown, with a context of
@@ -114,19 +130,15 @@ func (s *podSync) discard(ctx context.Context, c *mruntime.Container) {
 	cctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	s.res.acted = true
-	if c.State == mruntime.ContainerUnknown {
-		if err := s.w.e.cfg.Runtime.StopContainer(cctx, c.ID, 0); err != nil {
-			s.w.log.Error(err, "Stopping container in unknown state failed", "container", c.Name, "id", c.ID)
-		}
-	}
 	if err := s.w.e.cfg.Runtime.RemoveContainer(cctx, c.ID); err != nil {
 		s.w.log.Error(err, "Removing container that never started failed", "container", c.Name, "id", c.ID)
 	}
 }
 
 // start creates and starts the next attempt of a container, recording why
-// it is waiting when that fails.
-func (s *podSync) start(ctx context.Context, c *corev1.Container) {
+// it is waiting when that fails. It reports whether the attempt was made
+// (started, or created and failed to start).
+func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 	uid := s.sp.Pod.UID
 	pullKey := backoffKey(uid, c.Name) + "/pull"
 	b := s.w.e.backoff
@@ -140,13 +152,13 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		}
 		s.waiting[c.Name] = w
 		s.requeueIn(b.Get(pullKey))
-		return
+		return false
 	}
 	createKey := backoffKey(uid, c.Name) + "/create"
 	if b.IsInBackOffSinceUpdate(createKey, now) {
 		s.waiting[c.Name] = s.w.createErrs[createKey]
 		s.requeueIn(b.Get(createKey))
-		return
+		return false
 	}
 	attempt := s.w.nextAttempt(uid, c.Name)
 	id, err := s.w.e.cfg.Runtime.StartContainer(ctx, s.sp.Pod, s.cur.SandboxID, c, attempt)
@@ -190,6 +202,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) {
 		s.w.recordAttempt(uid, c.Name, attempt)
 		s.w.log.Info("Started container", "container", c.Name, "attempt", attempt, "id", id)
 	}
+	return err == nil || errors.Is(err, mruntime.ErrStartFailed)
 }
 
 func (s *podSync) requeueIn(d time.Duration) {

@@ -244,21 +244,12 @@ func (f *fixture) syncKeyNoFail(key types.NamespacedName) result {
 func TestStateMachineProperties(t *testing.T) {
 	events := 0
 	prop := func(ops []byte) bool {
-		w := &world{f: newFixture(t, ""), pods: map[string]*manifest.StaticPod{},
-			maxes: map[string]uint32{}, exited: map[string]int{}}
-		defer func() { events += w.events }()
-		for i := 0; i+1 < len(ops); i += 2 {
-			w.apply(ops[i], ops[i+1])
-			if err := w.settle(); err != nil {
-				t.Logf("step %d (op %d arg %d): %v", i/2, ops[i], ops[i+1], err)
-				return false
-			}
-			if err := w.check(); err != nil {
-				t.Logf("step %d (op %d arg %d): %v", i/2, ops[i], ops[i+1], err)
-				return false
-			}
+		n, err := runOps(t, ops)
+		events += n
+		if err != nil {
+			t.Log(err)
 		}
-		return true
+		return err == nil
 	}
 	if err := quick.Check(prop, &quick.Config{MaxCount: 500}); err != nil {
 		t.Fatal(err)
@@ -267,4 +258,40 @@ func TestStateMachineProperties(t *testing.T) {
 		t.Fatalf("only %d runtime events took effect in 500 runs: the test does not exercise the state machine", events)
 	}
 	t.Logf("%d runtime events (container exits, lost sandboxes) took effect", events)
+}
+
+// runOps applies ops (op, arg pairs) to a fresh world, checking the
+// invariants after each settled sync; it returns how many runtime events
+// took effect.
+func runOps(t *testing.T, ops []byte) (int, error) {
+	w := &world{f: newFixture(t, ""), pods: map[string]*manifest.StaticPod{},
+		maxes: map[string]uint32{}, exited: map[string]int{}}
+	for i := 0; i+1 < len(ops); i += 2 {
+		w.apply(ops[i], ops[i+1])
+		if err := w.settle(); err != nil {
+			return w.events, fmt.Errorf("step %d (op %d arg %d): %w", i/2, ops[i], ops[i+1], err)
+		}
+		if err := w.check(); err != nil {
+			return w.events, fmt.Errorf("step %d (op %d arg %d): %w", i/2, ops[i], ops[i+1], err)
+		}
+	}
+	return w.events, nil
+}
+
+// TestStateMachineFoundInputs replays inputs the property test once failed
+// on.
+func TestStateMachineFoundInputs(t *testing.T) {
+	for name, ops := range map[string][]byte{
+		// A container's attempt left Created was removed before its next
+		// create, which failed: its restart count went from 1 back to 0.
+		"stale attempt removed before a failed create": {0xfd, 0x70, 0x39, 0x54, 0x76, 0x58, 0xb8, 0x4a, 0x55,
+			0xac, 0x5, 0xba, 0x8d, 0x59, 0xc0, 0x1c, 0x98, 0x4f, 0x9b, 0x3, 0x7b, 0x22, 0x16, 0xe1, 0x13, 0xa3,
+			0x3, 0xcd, 0x65, 0x19, 0x2e, 0xb3, 0x6f, 0x1c, 0x6, 0x13, 0x37, 0xd8, 0x6e, 0x50, 0x2, 0x27, 0x5e},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := runOps(t, ops); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
