@@ -56,7 +56,8 @@ type Runtime interface {
 	// StopPod stops every container of the sandbox (each with grace), then
 	// stops and removes the sandbox and its containers. Idempotent: a missing
 	// sandbox is not an error. The pod's data (volumes, logs, termination
-	// messages) is kept: only RemovePodData removes it.
+	// messages) is kept: only RemovePodData removes it. An error wrapping
+	// ErrSandboxNotRemoved says the sandbox was stopped but not removed.
 	StopPod(ctx context.Context, sandboxID string, grace time.Duration) error
 
 	// StopSandbox stops every container of the sandbox (each with grace) and
@@ -115,6 +116,10 @@ const AnnotationAttempts = "mirrorlet.io/container-attempts"
 // ErrStartFailed marks errors of StartContainer for a container that was
 // created but did not start; the attempt stays listed as exited.
 var ErrStartFailed = errors.New("container failed to start")
+
+// ErrSandboxNotRemoved marks errors of StopPod for a sandbox that was
+// stopped (its containers and network too) but could not be removed.
+var ErrSandboxNotRemoved = errors.New("sandbox stopped but not removed")
 
 // ErrImagePull marks errors of StartContainer caused by the image.
 var ErrImagePull = errors.New("image not available")

@@ -2,6 +2,7 @@ package staticpod
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -103,10 +104,18 @@ func (w *worker) removeDataExcept(ctx context.Context, keep types.UID) error {
 	return nil
 }
 
-// stopPod stops and removes one sandbox with its containers.
+// stopPod stops and removes one sandbox with its containers. A sandbox
+// stopped but not removed blocks nothing (as in the kubelet, whose garbage
+// collector removes sandboxes): its removal is tried again at the next
+// sync that sees it.
 func (w *worker) stopPod(ctx context.Context, p *mruntime.Pod, grace time.Duration) error {
 	w.log.Info("Stopping pod", "uid", p.UID, "sandbox", p.SandboxID, "grace", grace)
-	if err := w.e.cfg.Runtime.StopPod(ctx, p.SandboxID, grace); err != nil {
+	err := w.e.cfg.Runtime.StopPod(ctx, p.SandboxID, grace)
+	if errors.Is(err, mruntime.ErrSandboxNotRemoved) {
+		w.log.Error(err, "Sandbox stopped but not removed; removal is tried again later", "uid", p.UID, "sandbox", p.SandboxID)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("stopping pod %s sandbox %s: %w", w.key, p.SandboxID, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package staticpod
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,5 +236,40 @@ func TestRuntimePodWithoutManifestStoppedOnlyOnceSynced(t *testing.T) {
 	f.sync()
 	if len(f.rt.Pods()) != 0 {
 		t.Fatalf("pod without manifest still runs after the sources were read")
+	}
+}
+
+// TestSandboxNotRemovedDoesNotBlockNewVersion: the old version's sandbox is
+// stopped but the runtime refuses to remove it (containerd holding the task
+// of a container whose start a kill cut off); the new version starts all
+// the same, as the kubelet's does, and the old sandbox is removed once the
+// runtime lets it.
+func TestSandboxNotRemovedDoesNotBlockNewVersion(t *testing.T) {
+	f := newFixture(t, manifestWithPolicy("Always"))
+	f.want(true)
+	f.sync()
+	old := f.sp.Pod.UID
+	f.rt.SetRemoveFails(true)
+	f.sp = f.load(strings.Replace(manifestWithPolicy("Always"), `"i:1"`, `"i:2"`, 1))
+	f.want(true)
+	f.sync()
+	var oldReady, newRuns bool
+	for _, p := range f.rt.Pods() {
+		switch p.UID {
+		case old:
+			oldReady = p.Ready
+		case f.sp.Pod.UID:
+			newRuns = p.Ready && p.Latest("c") != nil && p.Latest("c").State == mruntime.ContainerRunning
+		}
+	}
+	if oldReady || !newRuns {
+		t.Fatalf("old sandbox ready %v, new version running %v; want false, true", oldReady, newRuns)
+	}
+	f.rt.SetRemoveFails(false)
+	f.sync()
+	for _, p := range f.rt.Pods() {
+		if p.UID == old {
+			t.Fatalf("old sandbox %s still there after the runtime let it go", p.SandboxID)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/podlogs"
 )
 
@@ -210,7 +211,7 @@ func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Dura
 	cctx, cancel := r.callCtx(ctx)
 	defer cancel()
 	if _, err := r.rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sandboxID}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("removing sandbox %s: %w", sandboxID, err)
+		return fmt.Errorf("removing sandbox %s: %w: %w", sandboxID, mruntime.ErrSandboxNotRemoved, err)
 	}
 	return nil
 }

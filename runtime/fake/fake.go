@@ -32,6 +32,8 @@ type Runtime struct {
 	startFails sets.Set[string]
 	// createFails holds images whose containers cannot be created.
 	createFails sets.Set[string]
+	// removeFails makes StopPod stop sandboxes but not remove them.
+	removeFails bool
 	// leaveCreated holds images whose next start leaves the container in
 	// Created and fails, as a start call that timed out.
 	leaveCreated sets.Set[string]
@@ -242,8 +244,20 @@ func (r *Runtime) StopPod(ctx context.Context, sandboxID string, grace time.Dura
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.removeFails {
+		return fmt.Errorf("removing sandbox %s: %w: failed precondition", sandboxID, runtime.ErrSandboxNotRemoved)
+	}
 	delete(r.pods, sandboxID)
 	return nil
+}
+
+// SetRemoveFails makes StopPod stop sandboxes but fail to remove them, as
+// containerd does for a sandbox holding the task of a container whose
+// start was cut off.
+func (r *Runtime) SetRemoveFails(fails bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removeFails = fails
 }
 
 // StopSandbox implements runtime.Runtime.
