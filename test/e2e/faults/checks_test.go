@@ -32,12 +32,12 @@ func (a *agent) nodeView() (map[string]running, error) {
 		name := strings.TrimSuffix(p.Name, "-"+a.name)
 		if !p.Ready {
 			if c := runningContainers(p); len(c) > 0 {
-				return nil, fmt.Errorf("pod %s: containers %v run in sandbox %s, which is not ready", name, c, p.SandboxID)
+				return nil, fmt.Errorf("pod %s: containers %v run in sandbox %s, which is not ready: %w", name, c, p.SandboxID, errRunsTwice)
 			}
 			continue
 		}
 		if prev, ok := out[name]; ok {
-			return nil, fmt.Errorf("pod %s runs twice: ready sandboxes %s and %s", name, prev.sandbox, p.SandboxID)
+			return nil, fmt.Errorf("pod %s: ready sandboxes %s and %s: %w", name, prev.sandbox, p.SandboxID, errRunsTwice)
 		}
 		r := running{uid: string(p.UID), sandbox: p.SandboxID, containers: map[string]string{}, restarts: map[string]int32{}}
 		for _, c := range p.Containers {
@@ -45,7 +45,7 @@ func (a *agent) nodeView() (map[string]running, error) {
 				continue
 			}
 			if prev, ok := r.containers[c.Name]; ok {
-				return nil, fmt.Errorf("pod %s: container %s runs twice (%s and %s)", name, c.Name, prev, c.ID)
+				return nil, fmt.Errorf("pod %s: container %s (%s and %s): %w", name, c.Name, prev, c.ID, errRunsTwice)
 			}
 			r.containers[c.Name], r.restarts[c.Name] = c.ID, int32(c.Attempt)
 		}

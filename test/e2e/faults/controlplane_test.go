@@ -215,6 +215,14 @@ func (cp *controlPlane) stopAPIServer() error {
 	return nil
 }
 
+// ensureAPIServer starts kube-apiserver if a test left it stopped.
+func (cp *controlPlane) ensureAPIServer() error {
+	if cp.cmd != nil {
+		return nil
+	}
+	return cp.startAPIServer()
+}
+
 func (cp *controlPlane) stop() {
 	_ = cp.stopAPIServer()
 	_ = cp.etcd.Stop()
