@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -199,15 +200,17 @@ func (cp *controlPlane) waitReady() error {
 		})
 }
 
-// stopAPIServer stops kube-apiserver (SIGTERM) and waits until it exits.
+// stopAPIServer stops kube-apiserver (SIGTERM; SIGKILL if it still runs
+// 5 s later: its graceful shutdown waits for watches) and waits until it
+// exits.
 func (cp *controlPlane) stopAPIServer() error {
 	if cp.cmd == nil {
 		return nil
 	}
-	_ = cp.cmd.Process.Signal(os.Interrupt)
+	_ = cp.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-cp.exited:
-	case <-time.After(30 * time.Second):
+	case <-time.After(5 * time.Second):
 		_ = cp.cmd.Process.Kill()
 		<-cp.exited
 	}
