@@ -133,4 +133,3 @@ func gaps(ts []time.Time) string {
 	}
 	return b.String()
 }
-

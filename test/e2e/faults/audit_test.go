@@ -10,7 +10,7 @@ import (
 
 // auditEvent is the part of an API server audit event the tests read.
 type auditEvent struct {
-	Verb      string `json:"verb"`
+	Verb      string                    `json:"verb"`
 	User      struct{ Username string } `json:"user"`
 	ObjectRef struct {
 		Resource    string `json:"resource"`
