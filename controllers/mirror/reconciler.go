@@ -38,6 +38,8 @@ type Config struct {
 	// Tracker records mirror states; default: a new one.
 	Tracker *Tracker
 	Clock   clock.Clock
+	// LogDir, when set, adds the LogsWritable condition to every mirror.
+	LogDir LogDirStatus
 }
 
 // Reconciler is the mirror reconciler.
@@ -89,6 +91,14 @@ func (r *Reconciler) watchNode(ctx context.Context, q workqueue.TypedRateLimitin
 	add := func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) }
 	cancelDesired := r.cfg.Desired.Subscribe(add)
 	cancelStates := r.cfg.States.Subscribe(add)
+	cancelLogs := func() {}
+	if r.cfg.LogDir != nil {
+		cancelLogs = r.cfg.LogDir.Subscribe(func() {
+			for _, req := range r.allKeys(ctx, nil) {
+				q.Add(req)
+			}
+		})
+	}
 	for _, req := range r.allKeys(ctx, nil) {
 		q.Add(req)
 	}
@@ -96,6 +106,7 @@ func (r *Reconciler) watchNode(ctx context.Context, q workqueue.TypedRateLimitin
 		<-ctx.Done()
 		cancelDesired()
 		cancelStates()
+		cancelLogs()
 	}()
 	return nil
 }
@@ -282,6 +293,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 	st := computeStatus(statusInput{
 		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: r.cfg.Desired.Problems(sp.Key()),
 		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
+		logDir: r.cfg.LogDir,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return nil

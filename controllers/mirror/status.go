@@ -24,6 +24,8 @@ type statusInput struct {
 	state    podstate.State
 	hasState bool
 	problems []desired.Problem
+	// logDir, when set, gives the LogsWritable condition.
+	logDir LogDirStatus
 	// have is the mirror's current status: transition times and QOS class
 	// are kept from it.
 	have        corev1.PodStatus
@@ -239,6 +241,9 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 		manifestCondition(in.problems),
+	}
+	if in.logDir != nil {
+		conds = append(conds, logsCondition(in.logDir))
 	}
 	for i := range conds {
 		c := &conds[i]
