@@ -95,8 +95,11 @@ func (w *workload) nodeApplied(before map[string]running) error {
 	for name, pod := range w.want {
 		body, err := nodeenv.Get(w.ports[name], "/")
 		want := pod.Spec.Containers[0].Args[len(pod.Spec.Containers[0].Args)-1]
-		if err != nil || !strings.Contains(body, want) {
-			return fmt.Errorf("%s answers %q (%v), want %s", name, body, err, want)
+		if err != nil {
+			return fmt.Errorf("%s does not answer: %w", name, err)
+		}
+		if !strings.Contains(body, want) {
+			return fmt.Errorf("%s answers %q, want %s", name, body, want)
 		}
 	}
 	return nil

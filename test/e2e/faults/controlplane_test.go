@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,13 +192,18 @@ func (cp *controlPlane) waitReady() error {
 				return false, fmt.Errorf("kube-apiserver exited:\n%s", data[max(0, len(data)-3000):])
 			default:
 			}
-			resp, err := c.Get(cp.url() + "/readyz")
-			if err != nil {
-				return false, nil
-			}
-			_ = resp.Body.Close()
-			return resp.StatusCode == 200, nil
+			return answers200(c, cp.url()+"/readyz"), nil
 		})
+}
+
+// answers200 says whether url answers 200 (not answering is no).
+func answers200(c *http.Client, url string) bool {
+	resp, err := c.Get(url)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // stopAPIServer stops kube-apiserver (SIGTERM; SIGKILL if it still runs
