@@ -276,3 +276,18 @@ func (a *agent) readyz() (int, string) {
 func webPod(name string, port int, args ...string) *corev1.Pod {
 	return nodeenv.WebPod(registry.Ref("webserver"), name, port, args...)
 }
+
+// firstAnswer waits for the web server on port to answer (a Running
+// mirror without a readiness probe may come before the server listens)
+// and returns its answer, which names its pid: an unchanged answer later
+// means an unrestarted server.
+func firstAnswer(t *testing.T, port int) string {
+	t.Helper()
+	var body string
+	nodeenv.Eventually(t, 30*time.Second, fmt.Sprintf("the server on port %d answering", port), func() bool {
+		var err error
+		body, err = nodeenv.Get(port, "/")
+		return err == nil
+	})
+	return body
+}

@@ -45,9 +45,8 @@ func TestManifestChurn(t *testing.T) {
 	eventuallyNil(t, 2*time.Minute, "the final version running and mirrored", func() error { return a.converged(want) })
 	t.Logf("%d rewrites, %d sandboxes and containers seen during the churn; final version converged %s after its write",
 		rewrites, len(seen), time.Since(start).Round(time.Millisecond))
-	body, err := nodeenv.Get(port, "/")
-	if err != nil || !strings.Contains(body, "final") {
-		t.Fatalf("the server answers %q (%v), want the final version", body, err)
+	if body := firstAnswer(t, port); !strings.Contains(body, "final") {
+		t.Fatalf("the server answers %q, want the final version", body)
 	}
 	pods := a.runtimePods()
 	if len(pods) != 1 || len(pods[0].Containers) != 1 || pods[0].Containers[0].Attempt != 0 {

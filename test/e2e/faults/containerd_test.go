@@ -41,10 +41,7 @@ func TestContainerdRestart(t *testing.T) {
 	for name := range pods {
 		before[name] = a.waitRunning(name, 2*time.Minute).Status.ContainerStatuses[0].ContainerID
 	}
-	steadyAnswer, err := nodeenv.Get(ports["steady"], "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	steadyAnswer := firstAnswer(t, ports["steady"])
 
 	down := time.Now()
 	ctd.Kill(t)

@@ -30,10 +30,7 @@ func TestLogDirectoryFull(t *testing.T) {
 	a.writeManifest("steady.yaml", webPod("steady", port))
 	m := a.waitRunning("steady", time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
-	answer, err := nodeenv.Get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	answer := firstAnswer(t, port)
 	full := time.Now()
 	filler := fill(t, logs)
 	a.writeManifest("fresh.yaml", webPod("fresh", nodeenv.FreePort(t)))

@@ -29,10 +29,7 @@ func TestMirrorTugOfWar(t *testing.T) {
 	a.writeManifest("tug.yaml", pod)
 	m := a.waitRunning("tug", 2*time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
-	answer, err := nodeenv.Get(port, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	answer := firstAnswer(t, port)
 	since := time.Now()
 	const deletes = 100
 	var back []time.Duration
