@@ -69,6 +69,11 @@ func TestKillDuringReconcile(t *testing.T) {
 		w.waitConverged(t, fmt.Sprintf("loop %d, mirrorlet ready", loop))
 		t.Logf("loop %d: %d pods changed, killed after %s, converged %s after the restart", loop, len(touched),
 			delay.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		if took := time.Since(start); took > 5*time.Second {
+			for name := range touched {
+				t.Logf("slow loop: pod %s: %s", name, a.attempts(name))
+			}
+		}
 		w.checkUntouched(t, before, touched)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,16 +45,31 @@ func Get(port int, path string) (string, error) {
 	return string(body), nil
 }
 
-// FreePort returns a TCP port nothing listens on now.
+// FreePort returns a TCP port nothing listens on now, never the same one
+// twice in a test binary: the kernel may hand a closed port out again at
+// once, and two host-network pods given the same port crash-loop.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !givenPorts[port] {
+			givenPorts[port] = true
+			return port
+		}
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+var (
+	portsMu    sync.Mutex
+	givenPorts = map[int]bool{}
+)
 
 // WebPod is a host-network static pod running the test web server (image,
 // from test/images) on port.
