@@ -36,7 +36,7 @@ containerd: ## Build containerd 2.x, its runc shim and ctr into the cache (minut
 	@hack/containerd.sh build
 
 .PHONY: test
-test: test-unit test-integration test-e2e test-e2e-containerd1.6 test-cluster ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd 2.x, and 1.6 for the lifecycle tests; needs root), cluster (+ kube-controller-manager and a kubelet).
+test: test-unit test-integration test-e2e test-e2e-containerd1.6 test-faults test-cluster ## Run every test: unit, integration (real kube-apiserver + etcd), e2e (+ containerd 2.x, and 1.6 for the lifecycle tests), the fault suite, cluster (+ kube-controller-manager and a kubelet) (needs root).
 
 .PHONY: test-unit
 test-unit: ## Run unit tests.
@@ -49,12 +49,22 @@ test-integration: ## Run integration tests against envtest (builds it first if n
 .PHONY: test-e2e
 test-e2e: ## Run end-to-end tests: mirrorlet binary + kube-apiserver + private containerd 2.x (built) + local registry (needs root).
 	hack/containerd.sh install
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/...
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/
 
 .PHONY: test-e2e-containerd1.6
 test-e2e-containerd1.6: ## Run the lifecycle end-to-end tests on Debian's containerd 1.6 (no CRI events: the runtime cache relists; needs root).
 	hack/containerd.sh install
-	MIRRORLET_CONTAINERD=1.6 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '$(LIFECYCLE_E2E)' ./test/e2e/...
+	MIRRORLET_CONTAINERD=1.6 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '$(LIFECYCLE_E2E)' ./test/e2e/
+
+.PHONY: test-faults
+test-faults: ## Run the fault suite: API server down, mirrorlet killed, containerd restarted, manifest churn, mirror tug-of-war, log directory full (needs root; FAULTS_FULL=1 for the long variants).
+	hack/containerd.sh install
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 30m -v ./test/e2e/faults/
+
+.PHONY: soak
+soak: ## Run the 30-minute soak (not in CI): random edits, mirror deletes and container kills over 50 pods; RSS, goroutines, open files, sandboxes every minute (needs root; SOAK_DURATION to change).
+	hack/containerd.sh install
+	FAULTS_SOAK=1 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 60m -v -run '^TestSoak$$' ./test/e2e/faults/
 
 .PHONY: kube
 kube: ## Build kube-controller-manager and kubelet into the cache (minutes the first time).

@@ -90,7 +90,7 @@ func TestAllowInsecureManifestPermissions(t *testing.T) {
 	writeMode(t, kubeconfig, tokenKubeconfig, 0o600)
 	err := runAgent(t, "--kubeconfig", kubeconfig, "--node-name", "n1", "--pod-manifest-path", dir,
 		"--container-runtime-endpoint", "fake://", "--healthz-bind-address", "0", "--metrics-bind-address", "0",
-		"--allow-insecure-manifest-permissions")
+		"--port", "0", "--root-dir", t.TempDir(), "--allow-insecure-manifest-permissions")
 	if err != nil {
 		t.Fatalf("refused despite --allow-insecure-manifest-permissions: %v", err)
 	}

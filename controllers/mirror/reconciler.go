@@ -48,6 +48,8 @@ type Config struct {
 	// Tracker records mirror states; default: a new one.
 	Tracker *Tracker
 	Clock   clock.Clock
+	// LogDir, when set, adds the LogsWritable condition to every mirror.
+	LogDir LogDirStatus
 }
 
 // Reconciler is the mirror reconciler.
@@ -120,6 +122,14 @@ func (r *Reconciler) watchNode(ctx context.Context, q workqueue.TypedRateLimitin
 	add := func(key types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: key}) }
 	cancelDesired := r.cfg.Desired.Subscribe(add)
 	cancelStates := r.cfg.States.Subscribe(add)
+	cancelLogs := func() {}
+	if r.cfg.LogDir != nil {
+		cancelLogs = r.cfg.LogDir.Subscribe(func() {
+			for _, req := range r.allKeys(ctx, nil) {
+				q.Add(req)
+			}
+		})
+	}
 	for _, req := range r.allKeys(ctx, nil) {
 		q.Add(req)
 	}
@@ -127,6 +137,7 @@ func (r *Reconciler) watchNode(ctx context.Context, q workqueue.TypedRateLimitin
 		<-ctx.Done()
 		cancelDesired()
 		cancelStates()
+		cancelLogs()
 	}()
 	return nil
 }
@@ -382,6 +393,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
 		annotations: sp.Pod.Annotations,
 		generation:  mirror.Generation,
+		logDir:      r.cfg.LogDir,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return nil

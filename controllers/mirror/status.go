@@ -26,6 +26,8 @@ type statusInput struct {
 	state    podstate.State
 	hasState bool
 	problems []desired.Problem
+	// logDir, when set, gives the LogsWritable condition.
+	logDir LogDirStatus
 	// have is the mirror's current status: transition times and QOS class
 	// are kept from it.
 	have        corev1.PodStatus
@@ -255,6 +257,9 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 	}
 	if c, ok := rolledBackCondition(in.annotations); ok {
 		conds = append(conds, c)
+	}
+	if in.logDir != nil {
+		conds = append(conds, logsCondition(in.logDir))
 	}
 	for i := range conds {
 		c := &conds[i]

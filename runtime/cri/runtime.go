@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -83,6 +84,10 @@ var _ mruntime.Runtime = (*Runtime)(nil)
 // New connects to the CRI runtime at opts.Endpoint. The connection is made
 // lazily and re-made by gRPC after the runtime restarts, so New succeeds
 // while the runtime is down; Status tells whether it is up.
+//
+// The connection's back-off is the kubelet's CRI client's (100 ms doubling
+// by 1.6 up to 3 s, with jitter): gRPC's default grows to 2 minutes, so
+// after a long runtime outage mirrorlet would wait that long to see it back.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	setDefaults(&opts)
 	m, err := newMetrics(opts.Metrics)
@@ -99,6 +104,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
+		grpc.WithConnectParams(connectParams()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to CRI runtime at %s: %w", opts.Endpoint, err)
@@ -237,4 +243,12 @@ func wrapNotFound(err error) error {
 		return fmt.Errorf("%w: %w", mruntime.ErrNotFound, err)
 	}
 	return err
+}
+
+// connectParams caps the CRI connection's back-off at 3 s, as the
+// kubelet's CRI client does.
+func connectParams() grpc.ConnectParams {
+	p := grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: 5 * time.Second}
+	p.Backoff.BaseDelay, p.Backoff.MaxDelay = 100*time.Millisecond, 3*time.Second
+	return p
 }

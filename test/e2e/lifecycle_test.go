@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -233,20 +232,7 @@ func TestContainerdRestartIsSurvived(t *testing.T) {
 // keep running under their shims) and starts it again.
 func restartContainerd(t *testing.T) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(ctdDir, "containerd.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := strings.TrimSpace(string(data))
-	if out, err := exec.Command("kill", pid).CombinedOutput(); err != nil {
-		t.Fatalf("kill containerd: %v %s", err, out)
-	}
-	eventually(t, 30*time.Second, "containerd to exit", func() bool {
-		return exec.Command("kill", "-0", pid).Run() != nil
-	})
-	if out, err := exec.Command(repoPath("hack/containerd.sh"), "start", ctdDir, registry.Host).CombinedOutput(); err != nil {
-		t.Fatalf("restarting containerd: %v\n%s", err, out)
-	}
+	ctd.Restart(t)
 }
 
 // TestImageNeverPulledGivesEvent: a missing image with imagePullPolicy

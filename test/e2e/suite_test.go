@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
+	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
 	"github.com/mirrorlet/mirrorlet/test/images"
 )
 
@@ -36,6 +35,7 @@ var (
 	binary     string
 	registry   *images.Registry
 	ctdDir     string
+	ctd        *nodeenv.Containerd
 	endpoint   string
 	workDir    string
 	// node reads the suite's containerd directly, as a check behind
@@ -116,22 +116,17 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = registry.Close() }()
 	if !step("build mirrorlet", func() error {
-		binary = filepath.Join(workDir, "mirrorlet")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/mirrorlet/mirrorlet/cmd/mirrorlet").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%w\n%s", err, out)
-		}
-		return nil
+		binary, err = nodeenv.BuildMirrorlet(workDir)
+		return err
 	}) {
 		return 1
 	}
 	ctdDir = filepath.Join(workDir, "ctd")
 	if !step("start a private containerd", func() error {
-		out, err := exec.Command(repoPath("hack/containerd.sh"), "start", ctdDir, registry.Host).Output()
-		if err != nil {
-			return fmt.Errorf("hack/containerd.sh start: %w", err)
+		if ctd, err = nodeenv.StartContainerd(ctdDir, registry.Host); err != nil {
+			return err
 		}
-		endpoint = "unix://" + strings.TrimSpace(string(out))
+		endpoint = ctd.Endpoint
 		if nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: endpoint}); err != nil {
 			return err
 		}
@@ -142,17 +137,14 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() {
-		if out, err := exec.Command(repoPath("hack/containerd.sh"), "stop", ctdDir).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "stopping containerd: %v\n%s", err, out)
+		if err := ctd.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping containerd: %v\n", err)
 		}
 	}()
 	return m.Run()
 }
 
-func repoPath(p string) string {
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..", p)
-}
+func repoPath(p string) string { return nodeenv.RepoPath(p) }
 
 func writeKubeconfig(env *envtest.Environment) (string, error) {
 	user, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
@@ -363,32 +355,14 @@ func (n *node) runtimePods() []string {
 // eventually polls cond every 100 ms until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
+	nodeenv.Eventually(t, timeout, what, cond)
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 // get fetches http://127.0.0.1:port/path and returns the body, or an error
 // when nothing answers or the status is not 200.
-func get(port int, path string) (string, error) {
-	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return string(body), fmt.Errorf("status %d: %s", resp.StatusCode, body)
-	}
-	return string(body), nil
-}
+func get(port int, path string) (string, error) { return nodeenv.Get(port, path) }
 
 // answer waits until the server of a container reported Running answers
 // GET path on port (the mirror says Running once the process started, a
@@ -405,15 +379,7 @@ func answer(t testing.TB, port int, path string) string {
 }
 
 // freePort returns a TCP port nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return nodeenv.FreePort(t) }
 
 // kubectlOut runs kubectl against the suite's API server.
 func kubectlOut(t testing.TB, args ...string) string {
@@ -430,15 +396,7 @@ func kubectlOut(t testing.TB, args ...string) string {
 
 // ctr runs the ctr of the suite's containerd (its version) in the CRI
 // namespace: how a test acts on the node behind mirrorlet's back.
-func ctr(t testing.TB, args ...string) string {
-	t.Helper()
-	full := append([]string{"--address", strings.TrimPrefix(endpoint, "unix://"), "-n", "k8s.io"}, args...)
-	out, err := exec.Command(filepath.Join(ctdDir, "bin", "ctr"), full...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func ctr(t testing.TB, args ...string) string { return ctd.Ctr(t, args...) }
 
 // containerID strips the runtime scheme off a status containerID.
 func containerID(s string) string {

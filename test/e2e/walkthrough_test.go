@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,25 +9,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
 )
 
 // webPod is a host-network static pod running the test web server on port.
 func webPod(name string, port int, args ...string) *corev1.Pod {
-	return &corev1.Pod{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"role": "myrole"}},
-		Spec: corev1.PodSpec{
-			HostNetwork: true,
-			Containers: []corev1.Container{{
-				Name:  "web",
-				Image: registry.Ref("webserver"),
-				Args:  append([]string{"--port", fmt.Sprint(port)}, args...),
-				Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: int32(port)}},
-			}},
-		},
-	}
+	return nodeenv.WebPod(registry.Ref("webserver"), name, port, args...)
 }
 
 // TestSeedWalkthrough is the walkthrough a new user follows: a web server

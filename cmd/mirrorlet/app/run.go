@@ -31,6 +31,7 @@ import (
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
 	"github.com/mirrorlet/mirrorlet/controllers/scheduledpod"
 	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
+	"github.com/mirrorlet/mirrorlet/logdir"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 	"github.com/mirrorlet/mirrorlet/manifest/dirsource"
@@ -59,6 +60,10 @@ type agent struct {
 	notify  *sdnotify.Notifier
 	// logged holds, per source, the manifest problems already logged.
 	logged sync.Map
+	// logDir checks the pod log directory (CRI runtimes only; nil else);
+	// logDirBad is true while it does not take logs.
+	logDir    *logdir.Checker
+	logDirBad atomic.Bool
 }
 
 // Run runs mirrorlet until ctx ends. It returns an error when it cannot
@@ -113,6 +118,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := a.setupStaticPods(ctx, g); err != nil {
+		return err
+	}
+	if err := a.setupLogDir(ctx, g); err != nil {
 		return err
 	}
 	a.setupServers(ctx, g)
@@ -360,7 +368,7 @@ func (a *agent) setupMirrors(mgr ctrl.Manager) error {
 	a.events.connect(mgr.GetClient(), recorder)
 	r, err := mirror.New(mirror.Config{
 		NodeName: a.opts.NodeName, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Desired: a.desired, States: a.states,
-		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors,
+		Recorder: recorder, RuntimeName: a.runtime.Name(), Tracker: a.mirrors, LogDir: a.logDirStatus(),
 	})
 	if err != nil {
 		return fmt.Errorf("setting up mirror reconciler: %w", err)

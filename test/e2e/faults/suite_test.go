@@ -1,0 +1,163 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/runtime/cri"
+	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/images"
+)
+
+// What the suite shares; set up once in TestMain.
+var (
+	cp       *controlPlane
+	apiProxy *proxy
+	// admin reads and writes as system:masters, straight to the API server.
+	admin    client.Client
+	binary   string
+	registry *images.Registry
+	ctd      *nodeenv.Containerd
+	workDir  string
+	// nodeRuntime reads the suite's containerd directly, behind mirrorlet's back.
+	nodeRuntime *cri.Runtime
+)
+
+// full runs the long variants the issue names (FAULTS_FULL=1).
+var full = os.Getenv("FAULTS_FULL") != ""
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test-e2e`")
+		return 1
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "the fault suite runs containers and needs root: run `sudo make test-e2e`")
+		return 1
+	}
+	var err error
+	if workDir, err = os.MkdirTemp("/tmp", "ml-faults-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(workDir) }()
+	defer teardown()
+	if err := setup(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "fault suite setup: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func setup(ctx context.Context) error {
+	steps := []struct {
+		what string
+		f    func(context.Context) error
+	}{
+		{"start etcd and kube-apiserver", startAPI},
+		{"build the test images and serve them from a local registry", startRegistry},
+		{"build mirrorlet", func(context.Context) (err error) { binary, err = nodeenv.BuildMirrorlet(workDir); return err }},
+		{"start a private containerd", startContainerd},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		if err := s.f(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+		fmt.Fprintf(os.Stderr, "faults setup: %s (%s)\n", s.what, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func startAPI(ctx context.Context) error {
+	var err error
+	if cp, err = startControlPlane(filepath.Join(workDir, "pki")); err != nil {
+		return err
+	}
+	if apiProxy, err = startProxy(fmt.Sprintf("127.0.0.1:%d", cp.port)); err != nil {
+		return err
+	}
+	cfg, err := cp.restConfig("faults-admin", "system:masters")
+	if err != nil {
+		return err
+	}
+	cfg.QPS = -1 // no client-side throttle: the tests time what mirrorlet does
+	if admin, err = client.New(cfg, client.Options{}); err != nil {
+		return err
+	}
+	return applyFile(ctx, "deploy/rbac/mirrorlet.yaml")
+}
+
+func startRegistry(ctx context.Context) error {
+	var err error
+	if registry, err = images.Serve("127.0.0.1:0"); err != nil {
+		return err
+	}
+	return images.BuildAndPush(ctx, registry, workDir)
+}
+
+func startContainerd(ctx context.Context) error {
+	var err error
+	if ctd, err = nodeenv.StartContainerd(filepath.Join(workDir, "ctd"), registry.Host); err != nil {
+		return err
+	}
+	nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: ctd.Endpoint})
+	return err
+}
+
+func teardown() {
+	if ctd != nil {
+		if err := ctd.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	if registry != nil {
+		_ = registry.Close()
+	}
+	if apiProxy != nil {
+		apiProxy.close()
+	}
+	if cp != nil {
+		cp.stop()
+	}
+}
+
+// applyFile creates the objects of a file of this repository as the admin.
+func applyFile(ctx context.Context, file string) error {
+	data, err := os.ReadFile(nodeenv.RepoPath(file))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", file, err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("decoding %s: %w", file, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := admin.Create(ctx, u); err != nil {
+			return fmt.Errorf("creating %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+}

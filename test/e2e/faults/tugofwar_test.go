@@ -1,0 +1,118 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+)
+
+// Fault 5, mirror tug-of-war: another client deletes the mirror 100 times
+// in a tight loop, gracefully and forced in turn. mirrorlet recreates it
+// every time with exactly one create (the API server never holds two
+// mirrors, and mirrorlet hardly ever even tries: see checkCreates) and the
+// container never restarts.
+func TestMirrorTugOfWar(t *testing.T) {
+	a := startAgent(t)
+	port := nodeenv.FreePort(t)
+	pod := webPod("tug", port)
+	a.writeManifest("tug.yaml", pod)
+	m := a.waitRunning("tug", 2*time.Minute)
+	id := m.Status.ContainerStatuses[0].ContainerID
+	answer := firstAnswer(t, port)
+	since := time.Now()
+	const deletes = 100
+	var back []time.Duration
+	cur := m
+	for i := range deletes {
+		opts := []client.DeleteOption{client.Preconditions{UID: &cur.UID}}
+		if i%2 == 1 {
+			opts = append(opts, client.GracePeriodSeconds(0))
+		}
+		deleted := time.Now()
+		if err := admin.Delete(context.Background(), cur, opts...); err != nil && !apierrors.IsNotFound(err) {
+			// The mirror was replaced under us: by whom shows in the audit log.
+			t.Errorf("delete %d of %s: %v; writes to it since it was read:\n%s", i, cur.UID, err, writesSince(t, cur.CreationTimestamp.Time))
+			cur = a.nextMirror(t, cur.UID)
+			continue
+		}
+		cur = a.nextMirror(t, cur.UID)
+		back = append(back, time.Since(deleted))
+	}
+	slices.Sort(back)
+	t.Logf("%d deletes (graceful and forced in turn): mirror back after p50 %s, p99 %s, max %s", deletes,
+		back[len(back)/2].Round(time.Millisecond), back[len(back)*99/100].Round(time.Millisecond), back[len(back)-1].Round(time.Millisecond))
+	eventuallyNil(t, time.Minute, "the node and its mirror settled", func() error {
+		return a.converged(map[string]*corev1.Pod{"tug": pod})
+	})
+	final := a.mirror("tug")
+	if cs := final.Status.ContainerStatuses[0]; cs.ContainerID != id || cs.RestartCount != 0 {
+		t.Errorf("container %s restartCount %d after the tug-of-war, want %s and 0", cs.ContainerID, cs.RestartCount, id)
+	}
+	if body, err := nodeenv.Get(port, "/"); err != nil || body != answer {
+		t.Errorf("the server answers %q (%v), want the same server (%q)", body, err, answer)
+	}
+	a.checkCreates(t, since, deletes)
+}
+
+// nextMirror waits (polling every 5 ms: the loop is tight) for a mirror
+// that is not old and not being deleted, and returns it.
+func (a *agent) nextMirror(t *testing.T, old types.UID) *corev1.Pod {
+	t.Helper()
+	var m corev1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 30*time.Second, true,
+		func(ctx context.Context) (bool, error) {
+			err := admin.Get(ctx, client.ObjectKey{Namespace: "default", Name: a.mirrorName("tug")}, &m)
+			return err == nil && m.UID != old && m.DeletionTimestamp == nil, nil
+		})
+	if err != nil {
+		t.Fatalf("no new mirror within 30s of deleting %s", old)
+	}
+	return &m
+}
+
+// checkCreates reads the audit log: mirrorlet created the mirror exactly
+// once per delete. A create refused with AlreadyExists (the reconciler's
+// cache had not yet seen its own create) made no second mirror; it is
+// counted and allowed rarely (measured 0-2 per 100 deletes; see
+// docs-notes/faults12.md), not in a loop.
+func (a *agent) checkCreates(t *testing.T, since time.Time, deletes int) {
+	t.Helper()
+	var created, conflicts, failed int
+	for _, e := range writesBy(t, a.user(), "create", "pods", since) {
+		switch {
+		case e.ObjectRef.Subresource != "":
+		case e.ResponseStatus.Code == 201:
+			created++
+		case e.ResponseStatus.Code == 409:
+			conflicts++
+		default:
+			failed++
+		}
+	}
+	t.Logf("mirrorlet's mirror creates: %d made, %d refused as AlreadyExists, %d failed otherwise; its deletes: %d",
+		created, conflicts, failed, len(writesBy(t, a.user(), "delete", "pods", since)))
+	if created != deletes || failed != 0 || conflicts > deletes/20 {
+		t.Errorf("mirrorlet made %d mirror creates (%d AlreadyExists, %d failed) for %d deletes, want exactly one per delete", created, conflicts, failed, deletes)
+	}
+}
+
+// writesSince prints the audited pod writes since since, of every user.
+func writesSince(t *testing.T, since time.Time) string {
+	var b strings.Builder
+	for _, e := range writesBy(t, "", "", "pods", since.Add(-time.Second)) {
+		fmt.Fprintf(&b, "%s %s %s %s/%s %d\n", e.StageTimestamp.Format("15:04:05.000000"), e.User.Username, e.Verb,
+			e.ObjectRef.Name, e.ObjectRef.Subresource, e.ResponseStatus.Code)
+	}
+	return b.String()
+}
