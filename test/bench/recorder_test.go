@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// event is one watch event on a mirror, stamped when the watch delivered it.
+type event struct {
+	at   time.Time
+	typ  watch.EventType
+	pod  *corev1.Pod
+	name string
+}
+
+// recorder keeps every watch event on pods (of one node, or all) and every
+// fsnotify stamp of a manifest directory.
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+	stamps map[string]time.Time // manifest file name -> last fsnotify event
+}
+
+func newRecorder() *recorder { return &recorder{stamps: map[string]time.Time{}} }
+
+// watchPods records pod events from the API server until ctx ends; node ""
+// means every node. It returns once the watch is established.
+func (r *recorder) watchPods(ctx context.Context, cs kubernetes.Interface, node string) error {
+	opts := metav1.ListOptions{}
+	if node != "" {
+		opts.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+	}
+	w, err := cs.CoreV1().Pods("default").Watch(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			now := time.Now()
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			r.mu.Lock()
+			r.events = append(r.events, event{at: now, typ: ev.Type, pod: pod, name: pod.Name})
+			r.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// watchDir records the time of the last fsnotify event of every file of
+// dir until ctx ends.
+func (r *recorder) watchDir(ctx context.Context, dir string) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("creating fsnotify watcher: %w", err)
+	}
+	if err := w.Add(dir); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("watching %s: %w", dir, err)
+	}
+	go func() {
+		defer func() { _ = w.Close() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-w.Events:
+				now := time.Now()
+				name := ev.Name[strings.LastIndex(ev.Name, "/")+1:]
+				if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Rename) {
+					r.mu.Lock()
+					r.stamps[name] = now
+					r.mu.Unlock()
+				}
+			case <-w.Errors:
+			}
+		}
+	}()
+	return nil
+}
+
+// stamp returns the last fsnotify stamp of file.
+func (r *recorder) stamp(file string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.stamps[file]
+	return t, ok
+}
+
+// first returns the time of the first event on pod name at or after since
+// that satisfies cond.
+func (r *recorder) first(name string, since time.Time, cond func(event) bool) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if ev.name == name && !ev.at.Before(since) && cond(ev) {
+			return ev.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// count returns how many events at or after since satisfy cond.
+func (r *recorder) count(since time.Time, cond func(event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if !ev.at.Before(since) && cond(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+// exists is an event that shows the pod in the API (not its deletion).
+func exists(ev event) bool { return ev.typ == watch.Added || ev.typ == watch.Modified }
+
+// ready is an event that shows the mirror Running with every container ready.
+func ready(ev event) bool {
+	if !exists(ev) || ev.pod.DeletionTimestamp != nil || ev.pod.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range ev.pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
