@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -39,6 +41,8 @@ func TestMain(m *testing.M) {
 }
 
 func setUp(m *testing.M) int {
+	// Each in-process agent logs through its own logger (agenttest).
+	ctrl.SetLogger(logr.Discard())
 	var err error
 	if workDir, err = os.MkdirTemp("/tmp", "ml-bench-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -28,10 +28,13 @@ type event struct {
 type recorder struct {
 	mu     sync.Mutex
 	events []event
+	byName map[string][]event
 	stamps map[string]time.Time // manifest file name -> last fsnotify event
 }
 
-func newRecorder() *recorder { return &recorder{stamps: map[string]time.Time{}} }
+func newRecorder() *recorder {
+	return &recorder{stamps: map[string]time.Time{}, byName: map[string][]event{}}
+}
 
 // watchPods records pod events from the API server until ctx ends; node ""
 // means every node. It returns once the watch is established.
@@ -53,7 +56,9 @@ func (r *recorder) watchPods(ctx context.Context, cs kubernetes.Interface, node 
 				continue
 			}
 			r.mu.Lock()
-			r.events = append(r.events, event{at: now, typ: ev.Type, pod: pod, name: pod.Name})
+			e := event{at: now, typ: ev.Type, pod: pod, name: pod.Name}
+			r.events = append(r.events, e)
+			r.byName[e.name] = append(r.byName[e.name], e)
 			r.mu.Unlock()
 		}
 	}()
@@ -85,7 +90,10 @@ func (r *recorder) watchDir(ctx context.Context, dir string) error {
 					r.stamps[name] = now
 					r.mu.Unlock()
 				}
-			case <-w.Errors:
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
 			}
 		}
 	}()
@@ -105,25 +113,12 @@ func (r *recorder) stamp(file string) (time.Time, bool) {
 func (r *recorder) first(name string, since time.Time, cond func(event) bool) (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, ev := range r.events {
-		if ev.name == name && !ev.at.Before(since) && cond(ev) {
+	for _, ev := range r.byName[name] {
+		if !ev.at.Before(since) && cond(ev) {
 			return ev.at, true
 		}
 	}
 	return time.Time{}, false
-}
-
-// count returns how many events at or after since satisfy cond.
-func (r *recorder) count(since time.Time, cond func(event) bool) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, ev := range r.events {
-		if !ev.at.Before(since) && cond(ev) {
-			n++
-		}
-	}
-	return n
 }
 
 // exists is an event that shows the pod in the API (not its deletion).

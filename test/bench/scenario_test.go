@@ -97,6 +97,9 @@ func (w *workload) create() {
 	if w.profile != "" {
 		stop := startProfile(w.t, w.profile)
 		defer stop()
+		// Where the goroutines wait, 2 s into the step.
+		timer := time.AfterFunc(2*time.Second, func() { writeGoroutines(w.profile + ".goroutines") })
+		defer timer.Stop()
 	}
 	since := time.Now()
 	w.writeAll(nil)
@@ -302,6 +305,16 @@ func startProfile(t testing.TB, file string) func() {
 		t.Fatal(err)
 	}
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }
+}
+
+// writeGoroutines writes the goroutine profile of the test process.
+func writeGoroutines(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		return
+	}
+	defer func() { _ = f.Close() }()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 0)
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -267,7 +267,7 @@ func waitReady(t testing.TB, addr string) {
 		func(context.Context) (bool, error) {
 			resp, err := http.Get("http://" + addr + "/readyz")
 			if err != nil {
-				return false, nil
+				return false, nil //nolint:nilerr // not listening yet: poll again
 			}
 			_ = resp.Body.Close()
 			return resp.StatusCode == http.StatusOK, nil
