@@ -149,7 +149,13 @@ func TestBench(t *testing.T) {
 	rep.run(t, "containerd-1", func(t *testing.T) { rep.containerd(t, 1) })
 	rep.run(t, "containerd-50", func(t *testing.T) { rep.containerd(t, 50) })
 	rep.run(t, "fake-1000", func(t *testing.T) { rep.fake(t, 1000) })
-	rep.run(t, "fleet-100x10", func(t *testing.T) { rep.fleet(t, 100, 10) })
+	if strings.Contains(rep.only, "fake-50") { // for profiles only: BENCH_ONLY=fake-50
+		rep.run(t, "fake-50", func(t *testing.T) { rep.fake(t, 50) })
+	}
+	rep.run(t, "fleet-100x10", func(t *testing.T) {
+		agents := fleetSize(100)
+		rep.fleet(t, agents, (1000+agents-1)/agents)
+	})
 	rep.write(t)
 }
 
