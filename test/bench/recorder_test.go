@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // event is one watch event on a mirror, stamped when the watch delivered it.
@@ -37,13 +39,25 @@ func newRecorder() *recorder {
 }
 
 // watchPods records pod events from the API server until ctx ends; node ""
-// means every node. It returns once the watch is established.
+// means every node. It returns once the watch is established. A watch the
+// API server closes (a burst can make it drop a watcher it finds slow) is
+// opened again from the last resourceVersion seen, so no event is lost.
 func (r *recorder) watchPods(ctx context.Context, cs kubernetes.Interface, node string) error {
-	opts := metav1.ListOptions{}
+	selector := ""
 	if node != "" {
-		opts.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", node).String()
+		selector = fields.OneTermEqualSelector("spec.nodeName", node).String()
 	}
-	w, err := cs.CoreV1().Pods("default").Watch(ctx, opts)
+	pods := cs.CoreV1().Pods("default")
+	list, err := pods.List(ctx, metav1.ListOptions{FieldSelector: selector})
+	if err != nil {
+		return fmt.Errorf("listing pods: %w", err)
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return pods.Watch(ctx, opts)
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
