@@ -92,8 +92,13 @@ lint: ## Run go vet, gofmt and golangci-lint.
 	"$$(hack/install-tools.sh)/golangci-lint" run ./...
 
 .PHONY: bench
-bench: ## Run benchmarks and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
+bench: ## Run the benchmark of issue 12 (1/50 pods on containerd, 1,000 fake, 100 agents); print its table, write test/bench/RESULTS.md (root for containerd; < 15 min).
+	hack/containerd.sh install
+	MIRRORLET_BENCH=1 KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -count=1 -timeout 20m -v -run '^TestBench$$' ./test/bench/
+
+.PHONY: bench-go
+bench-go: ## Run the Go benchmarks (testing.B) and print their figures.
+	KUBEBUILDER_ASSETS="$$(hack/build-envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster -e /test/bench)
 
 .PHONY: demo
 demo: ## Run mirrorlet for real: local API server, runtime and the example static pod.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
@@ -27,8 +28,11 @@ type agentFlags struct {
 
 type configFlags struct{ *config.MirrorletConfiguration }
 
-func (c configFlags) kubeAPIQPS() float32 { return *c.KubeAPIQPS }
-func (c configFlags) kubeAPIBurst() int   { return int(*c.KubeAPIBurst) }
+// limitClient sets kubeAPIQPS and kubeAPIBurst on rc: a negative QPS
+// leaves client-go without a client-side rate limiter.
+func (c configFlags) limitClient(rc *rest.Config) {
+	rc.QPS, rc.Burst = *c.KubeAPIQPS, int(*c.KubeAPIBurst)
+}
 
 func newAgentFlags() *agentFlags {
 	return &agentFlags{cfg: configFlags{config.Default()}}
@@ -81,9 +85,9 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	add(groupNode, "--node-labels", "node-labels")
 	f.BoolVar(c.RegisterNode, "register-node", *c.RegisterNode, "Register the Node if it does not exist.")
 	add(groupNode, "--register-node", "register-node")
-	f.Float32Var(c.KubeAPIQPS, "kube-api-qps", *c.KubeAPIQPS, "Queries per second to the API server.")
+	f.Float32Var(c.KubeAPIQPS, "kube-api-qps", *c.KubeAPIQPS, "Queries per second to the API server; negative: no client-side limit, the API server's Priority and Fairness is the guard.")
 	add(groupNode, "--kube-api-qps", "kube-api-qps")
-	f.Int32Var(c.KubeAPIBurst, "kube-api-burst", *c.KubeAPIBurst, "Burst of queries to the API server.")
+	f.Int32Var(c.KubeAPIBurst, "kube-api-burst", *c.KubeAPIBurst, "Burst of queries to the API server (with a positive --kube-api-qps).")
 	add(groupNode, "--kube-api-burst", "kube-api-burst")
 	f.StringVar(&c.ContainerRuntimeEndpoint, "container-runtime-endpoint", c.ContainerRuntimeEndpoint, "CRI endpoint of the container runtime (mirrorlet's own, never a kubelet's), or fake:// for an in-memory runtime.")
 	add(groupRuntime, "--container-runtime-endpoint", "container-runtime-endpoint")

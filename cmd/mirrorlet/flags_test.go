@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 )
 
@@ -172,6 +176,45 @@ func TestRuntimeRequestTimeout(t *testing.T) {
 		}
 		if opts.RuntimeRequestTimeout != tc.want {
 			t.Errorf("%v: runtime request timeout %s, want %s", tc.args, opts.RuntimeRequestTimeout, tc.want)
+		}
+	}
+}
+
+// TestKubeAPIQPS: by default mirrorlet's API client has no client-side
+// rate limiter (the API server's Priority and Fairness is the guard);
+// --kube-api-qps (config kubeAPIQPS) sets one, as on the kubelet.
+func TestKubeAPIQPS(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "mirrorlet.yaml")
+	if err := os.WriteFile(cfgFile, []byte("apiVersion: config.mirrorlet.io/v1alpha1\nkind: MirrorletConfiguration\n"+
+		"staticPodPath: /m\nkubeAPIQPS: 20\nkubeAPIBurst: 40\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		limited bool
+		qps     float32
+	}{
+		{[]string{"--pod-manifest-path", "/m"}, false, -1},
+		{[]string{"--config", cfgFile}, true, 20},
+		{[]string{"--pod-manifest-path", "/m", "--kube-api-qps", "5", "--kube-api-burst", "10"}, true, 5},
+	} {
+		fl := newAgentFlags()
+		cmd := newAgentCommand(fl)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := fl.options(cmd.Flags()); err != nil {
+			t.Fatal(err)
+		}
+		rc := &rest.Config{Host: "http://127.0.0.1:1"}
+		fl.cfg.limitClient(rc)
+		rc.GroupVersion, rc.NegotiatedSerializer = &corev1.SchemeGroupVersion, scheme.Codecs.WithoutConversion()
+		c, err := rest.RESTClientFor(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if limited := c.GetRateLimiter() != nil; limited != tc.limited || rc.QPS != tc.qps {
+			t.Errorf("%v: QPS %v, client-side limiter %v; want QPS %v, limiter %v", tc.args, rc.QPS, limited, tc.qps, tc.limited)
 		}
 	}
 }

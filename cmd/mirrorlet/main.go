@@ -51,7 +51,7 @@ func newAgentCommand(fl *agentFlags) *cobra.Command {
 			if opts.RestConfig, err = loadKubeconfig(kubeconfig); err != nil {
 				return err
 			}
-			opts.RestConfig.QPS, opts.RestConfig.Burst = fl.cfg.kubeAPIQPS(), fl.cfg.kubeAPIBurst()
+			fl.cfg.limitClient(opts.RestConfig)
 			ctx, cancel := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer cancel()
 			opts.Log.Info("Starting mirrorlet", "version", app.Version, "node", opts.NodeName,

@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -50,7 +51,16 @@ type Config struct {
 	Clock   clock.Clock
 	// LogDir, when set, adds the LogsWritable condition to every mirror.
 	LogDir LogDirStatus
+	// Workers is how many mirrors are written at once (each key by one
+	// worker at a time): mirror writes wait on the API server, so they run
+	// in parallel, as the kubelet writes mirrors from its per-pod workers;
+	// the client's limiter and the API server's Priority and Fairness bound
+	// the load. Default: DefaultWorkers.
+	Workers int
 }
+
+// DefaultWorkers is Config.Workers's default.
+const DefaultWorkers = 100
 
 // Reconciler is the mirror reconciler.
 type Reconciler struct {
@@ -87,6 +97,9 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Tracker == nil {
 		cfg.Tracker = NewTracker()
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
 	return &Reconciler{cfg: cfg}, nil
 }
 
@@ -95,6 +108,7 @@ func New(cfg Config) (*Reconciler, error) {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("mirror").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.Workers}).
 		For(&corev1.Pod{}).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allKeys), builder.WithPredicates(mirrorInputChanged())).
 		WatchesRawSource(source.Func(r.watchNode)).

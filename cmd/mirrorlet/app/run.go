@@ -83,6 +83,7 @@ func Run(ctx context.Context, opts Options) error {
 		certs.Start()
 		defer certs.Stop()
 	}
+	opts.RestConfig = withRequestCounting(opts.RestConfig)
 	rt := opts.Runtime
 	if rt == nil {
 		var err error

@@ -26,7 +26,7 @@ func TestLoad(t *testing.T) {
 		check         func(*MirrorletConfiguration) bool
 	}{
 		{"defaults", header, nil, func(c *MirrorletConfiguration) bool {
-			return c.FileCheckFrequency.Duration == 20*time.Second && *c.RegisterNode && *c.KubeAPIQPS == 50
+			return c.FileCheckFrequency.Duration == 20*time.Second && *c.RegisterNode && *c.KubeAPIQPS < 0
 		}},
 		{"full", header + "nodeName: n1\nstaticPodPath: /etc/m\nstaticPodURL: https://x/pods\nstaticPodURLHeader: {A: [b]}\n" +
 			"fileCheckFrequency: 5s\nnodeLabels: {zone: a}\nregisterNode: false\nkubeAPIQPS: 5\nmetricsBindAddress: \"0\"\n", nil,

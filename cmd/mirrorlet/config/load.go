@@ -17,6 +17,10 @@ import (
 )
 
 // Default returns the configuration with every default filled in.
+// DefaultKubeAPIQPS is KubeAPIQPS's default: no client-side limit (see
+// MirrorletConfiguration.KubeAPIQPS).
+const DefaultKubeAPIQPS = -1
+
 func Default() *MirrorletConfiguration {
 	c := &MirrorletConfiguration{}
 	SetDefaults(c)
@@ -51,7 +55,7 @@ func SetDefaults(c *MirrorletConfiguration) {
 		c.RevisionHistoryLimit = ptr.To[int32](5)
 	}
 	if c.KubeAPIQPS == nil {
-		c.KubeAPIQPS = ptr.To[float32](50)
+		c.KubeAPIQPS = ptr.To[float32](DefaultKubeAPIQPS)
 	}
 	if c.KubeAPIBurst == nil {
 		c.KubeAPIBurst = ptr.To[int32](100)
@@ -134,8 +138,9 @@ func validateNode(c *MirrorletConfiguration) field.ErrorList {
 			errs = append(errs, field.Invalid(field.NewPath("nodeLabels").Key(k), v, msg))
 		}
 	}
-	if *c.KubeAPIQPS <= 0 {
-		errs = append(errs, field.Invalid(field.NewPath("kubeAPIQPS"), *c.KubeAPIQPS, "must be positive"))
+	if *c.KubeAPIQPS == 0 {
+		errs = append(errs, field.Invalid(field.NewPath("kubeAPIQPS"), *c.KubeAPIQPS,
+			"must be positive (a client-side limit) or negative (none: the API server's Priority and Fairness limits mirrorlet)"))
 	}
 	if *c.KubeAPIBurst <= 0 {
 		errs = append(errs, field.Invalid(field.NewPath("kubeAPIBurst"), *c.KubeAPIBurst, "must be positive"))

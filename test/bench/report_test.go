@@ -1,0 +1,245 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// row is one measured distribution.
+type row struct {
+	what           string
+	p50, p99, max_ time.Duration
+}
+
+// scenario is what one workload measured.
+type scenario struct {
+	name          string
+	n             int
+	inProcess     bool
+	rows          []row
+	notes         []string
+	steady        map[string]float64 // requests per minute by "verb resource"
+	cpuPerMin     float64            // CPU seconds per minute
+	rss           uint64
+	window        time.Duration
+	labelRestarts int
+	restartReady  time.Duration
+	restartWrites map[string]float64
+}
+
+func (s *scenario) add(what string, ds []time.Duration) {
+	slices.Sort(ds)
+	s.rows = append(s.rows, row{what: what, p50: quantile(ds, 0.50), p99: quantile(ds, 0.99), max_: ds[len(ds)-1]})
+}
+
+func (s *scenario) note(format string, args ...any) {
+	s.notes = append(s.notes, fmt.Sprintf(format, args...))
+}
+
+func (s *scenario) get(what string) (row, bool) {
+	for _, r := range s.rows {
+		if strings.HasPrefix(r.what, what) {
+			return r, true
+		}
+	}
+	return row{}, false
+}
+
+// quantile is the nearest-rank quantile of sorted ds.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	i := int(float64(len(ds))*q+0.999999) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}
+
+// report gathers every scenario and writes RESULTS.md.
+type report struct {
+	started   time.Time
+	only      string
+	scenarios []*scenario
+	fleetRes  *fleetResult
+	skipped   []string
+}
+
+func ms(d time.Duration) string {
+	if d < 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+	}
+	if d < 10*time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	b.WriteString("| scenario | measurement | p50 | p99 | max |\n|---|---|---|---|---|\n")
+	for _, s := range r.scenarios {
+		for _, row := range s.rows {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s.name, row.what, ms(row.p50), ms(row.p99), ms(row.max_))
+		}
+	}
+	b.WriteString("\n| scenario | steady window | API requests per minute by verb | pod writes/min | CPU s/min | RSS | restart: ready in, writes |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range r.scenarios {
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.0f MB%s | %s, %s |\n", s.name, s.window, counts(s.steady), podWrites(s.steady),
+			s.cpuPerMin, float64(s.rss)/1e6, map[bool]string{true: " (test process)"}[s.inProcess], ms(s.restartReady), counts(s.restartWrites))
+	}
+	if r.fleetRes != nil {
+		b.WriteString("\n" + r.fleetRes.markdown())
+	}
+	b.WriteString("\n" + r.targets())
+	for _, s := range r.scenarios {
+		for _, n := range s.notes {
+			fmt.Fprintf(&b, "- %s: %s\n", s.name, n)
+		}
+	}
+	for _, s := range r.skipped {
+		fmt.Fprintf(&b, "- not run: %s\n", s)
+	}
+	return b.String()
+}
+
+func counts(m map[string]float64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// target is one of issue 12's targets against what was measured.
+type check struct {
+	target, kubelet, measured string
+	met                       bool
+	ok                        bool // measured at all
+}
+
+func (r *report) scenario(n int) *scenario {
+	for _, s := range r.scenarios {
+		if s.n == n {
+			return s
+		}
+	}
+	return nil
+}
+
+func (r *report) durationCheck(n int, what, target, kubelet string, pick func(row) time.Duration, limit time.Duration) check {
+	c := check{target: target, kubelet: kubelet, measured: "not run"}
+	if s := r.scenario(n); s != nil {
+		if row, ok := s.get(what); ok {
+			c.ok, c.measured, c.met = true, ms(pick(row)), pick(row) <= limit
+		}
+	}
+	return c
+}
+
+func p50(r row) time.Duration   { return r.p50 }
+func p99(r row) time.Duration   { return r.p99 }
+func maxOf(r row) time.Duration { return r.max_ }
+
+func (r *report) checks() []check {
+	cs := []check{
+		r.durationCheck(1, "manifest written → mirror exists", "manifest → mirror, 1 pod, ≤ 10 ms", "35 ms", p50, 10*time.Millisecond),
+		r.durationCheck(50, "manifest written → mirror exists", "manifest → mirror, 50 pods, p99 ≤ 0.15 s", "0.21 s", p99, 150*time.Millisecond),
+		r.durationCheck(50, "mirror force-deleted", "50 mirrors force-deleted → back, p99 ≤ 100 ms", "90 s", p99, 100*time.Millisecond),
+		r.durationCheck(50, "mirror deleted gracefully", "50 deleted gracefully → back with status, p99 ≤ 100 ms", "1.07 s", p99, 100*time.Millisecond),
+		r.durationCheck(50, "label edit", "label edit in 50 manifests → mirrors, p99 ≤ 200 ms", "16 s", p99, 200*time.Millisecond),
+		r.durationCheck(50, "manifest written → mirror Running", "50 pods → Running on containerd, all ≤ 5 s", "15.7 s", maxOf, 5*time.Second),
+		r.durationCheck(1000, "manifest written → mirror exists", "1,000 pods: all mirrors within 10 s", "n/a", maxOf, 10*time.Second),
+	}
+	for _, n := range []int{50, 1000} {
+		if s := r.scenario(n); s != nil {
+			cs = append(cs, check{target: fmt.Sprintf("label edit at %d pods: no mirror recreated, no restart", n), kubelet: "every mirror recreated",
+				measured: fmt.Sprint(s.labelRestarts), met: s.labelRestarts == 0, ok: true})
+			cs = append(cs, check{target: fmt.Sprintf("steady state at %d pods: 0 pod writes/min", n), kubelet: "",
+				measured: fmt.Sprintf("%.0f", podWrites(s.steady)), met: podWrites(s.steady) == 0, ok: true})
+			cs = append(cs, check{target: fmt.Sprintf("restart with %d pods and mirrors present: 0 writes beyond Node status and Lease", n),
+				measured: counts(s.restartWrites), met: onlyNodeWrites(s.restartWrites), ok: true})
+		}
+	}
+	if s := r.scenario(50); s != nil {
+		cs = append(cs, check{target: "RSS ≤ 40 MB at 100 pods (measured at 50)", kubelet: "101 MB at 50",
+			measured: fmt.Sprintf("%.0f MB", float64(s.rss)/1e6), met: s.rss <= 40e6, ok: true})
+	}
+	if s := r.scenario(1000); s != nil {
+		cs = append(cs, check{target: "1,000 pods: idle CPU ≤ 1% of a core (0.6 s/min)", measured: fmt.Sprintf("%.2f s/min (test process)", s.cpuPerMin),
+			met: s.cpuPerMin <= 0.6, ok: true})
+		cs = append(cs, check{target: "1,000 pods: RSS ≤ 80 MB", measured: fmt.Sprintf("%.0f MB (test process: mirrorlet + harness)", float64(s.rss)/1e6),
+			met: s.rss <= 80e6, ok: true})
+	}
+	return cs
+}
+
+func onlyNodeWrites(m map[string]float64) bool {
+	for k := range m {
+		_, res, _ := strings.Cut(k, " ")
+		if res != "nodes/status" && res != "leases" {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *report) targets() string {
+	var b strings.Builder
+	b.WriteString("| target (issue 12) | kubelet | measured | met |\n|---|---|---|---|\n")
+	for _, c := range r.checks() {
+		met := map[bool]string{true: "yes", false: "**no**"}[c.met]
+		if !c.ok {
+			met = "not run"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.target, c.kubelet, c.measured, met)
+	}
+	return b.String()
+}
+
+// machine describes where the figures come from.
+func machine() string {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Fields(strings.Split(string(data), "\n")[0])[1] + " kB"
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d CPUs (%s), %s RAM, Linux %s, %s/%s, %s; client QPS %.0f, burst %d",
+		runtime.NumCPU(), cpu, mem, strings.TrimSpace(string(kernel)), runtime.GOOS, runtime.GOARCH, runtime.Version(),
+		*defaults.KubeAPIQPS, *defaults.KubeAPIBurst)
+}
+
+// write prints the tables and writes RESULTS.md (its hand-written part,
+// after the marker, is kept).
+func (r *report) write(t *testing.T) {
+	body := r.markdown()
+	fmt.Println(body)
+	if r.only != "" {
+		t.Logf("BENCH_ONLY=%s: RESULTS.md not written", r.only)
+		return
+	}
+	const marker = "<!-- end of generated figures -->"
+	notes := ""
+	if old, err := os.ReadFile("RESULTS.md"); err == nil {
+		if _, after, ok := strings.Cut(string(old), marker); ok {
+			notes = after
+		}
+	}
+	out := fmt.Sprintf("# mirrorlet benchmark results\n\nGenerated by `make bench` on %s (took %s).\n\nMachine: %s.\n\n%s\n%s%s",
+		r.started.UTC().Format(time.RFC3339), time.Since(r.started).Round(time.Second), machine(), body, marker, notes)
+	if err := os.WriteFile("RESULTS.md", []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
