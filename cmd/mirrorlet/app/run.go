@@ -91,19 +91,12 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
-	var sources []string // in priority order: the directory wins a clash
-	if opts.PodManifestPath != "" {
-		sources = append(sources, manifest.SourceFile)
-	}
-	if opts.ManifestURL != "" {
-		sources = append(sources, manifest.SourceHTTP)
-	}
 	cache, err := pleg.New(pleg.Config{Runtime: rt, Log: opts.Log.WithName("pleg")})
 	if err != nil {
 		return fmt.Errorf("setting up the runtime cache: %w", err)
 	}
 	a := &agent{opts: opts, runtime: rt, cache: cache,
-		desired: desired.New(sources...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
+		desired: desired.New(sourcesOf(opts)...), states: podstate.NewStore(), mirrors: mirror.NewTracker(),
 		notify: sdnotify.New(sdnotify.Config{MaxAPIWait: opts.NotifyMaxAPIWait, Log: opts.Log.WithName("sdnotify")})}
 	a.events = newEventSink(opts.Log.WithName("events"), a.desiredHash)
 	g, ctx := errgroup.WithContext(ctx)
@@ -112,16 +105,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	g.Go(func() error { cache.Run(ctx); return nil })
 	a.seedRunning(ctx)
-	if err := a.setupRevisions(ctx, g); err != nil {
-		return err
-	}
-	if err := a.setupSources(ctx, g); err != nil {
-		return err
-	}
-	if err := a.setupStaticPods(ctx, g); err != nil {
-		return err
-	}
-	if err := a.setupLogDir(ctx, g); err != nil {
+	if err := a.setupNodeSide(ctx, g); err != nil {
 		return err
 	}
 	a.setupServers(ctx, g)
@@ -133,6 +117,34 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return a.notify.Run(ctx) })
 	g.Go(func() error { return a.runAPI(ctx) })
 	return g.Wait()
+}
+
+// sourcesOf lists the manifest sources opts configure, in priority order:
+// the directory wins a clash.
+func sourcesOf(opts Options) []string {
+	var sources []string
+	if opts.PodManifestPath != "" {
+		sources = append(sources, manifest.SourceFile)
+	}
+	if opts.ManifestURL != "" {
+		sources = append(sources, manifest.SourceHTTP)
+	}
+	return sources
+}
+
+// setupNodeSide sets up the node side: revisions, manifest sources, the pod
+// workers and the log directory check.
+func (a *agent) setupNodeSide(ctx context.Context, g *errgroup.Group) error {
+	if err := a.setupRevisions(ctx, g); err != nil {
+		return err
+	}
+	if err := a.setupSources(ctx, g); err != nil {
+		return err
+	}
+	if err := a.setupStaticPods(ctx, g); err != nil {
+		return err
+	}
+	return a.setupLogDir(ctx, g)
 }
 
 func (a *agent) setupSources(ctx context.Context, g *errgroup.Group) error {
