@@ -61,7 +61,7 @@ func defaultContainer(c *corev1.Container, hostNetwork bool) {
 		}
 	}
 	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
-		defaultProbe(p)
+		DefaultProbe(p)
 	}
 	for name, limit := range c.Resources.Limits {
 		if _, ok := c.Resources.Requests[name]; !ok {
@@ -73,9 +73,9 @@ func defaultContainer(c *corev1.Container, hostNetwork bool) {
 	}
 }
 
-// defaultProbe applies the API server's probe defaults: 1 s timeout, 10 s
+// DefaultProbe applies the API server's probe defaults: 1 s timeout, 10 s
 // period, thresholds 1 and 3, httpGet path "/" over HTTP, grpc service "".
-func defaultProbe(p *corev1.Probe) {
+func DefaultProbe(p *corev1.Probe) {
 	if p == nil {
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 // probeType names a probe as the kubelet does in Events and metrics.
@@ -75,28 +77,12 @@ func newAttempt(pod *corev1.Pod, c *corev1.Container, cancel context.CancelFunc)
 	return a
 }
 
-// effective returns a copy of p with the API server's defaults applied.
+// effective returns a copy of p with the API server's defaults applied
+// (as manifests are defaulted when they load).
 func effective(p *corev1.Probe) *corev1.Probe {
 	p = p.DeepCopy()
-	defaultInt(&p.TimeoutSeconds, 1)
-	defaultInt(&p.PeriodSeconds, 10)
-	defaultInt(&p.SuccessThreshold, 1)
-	defaultInt(&p.FailureThreshold, 3)
-	if h := p.HTTPGet; h != nil {
-		if h.Path == "" {
-			h.Path = "/"
-		}
-		if h.Scheme == "" {
-			h.Scheme = corev1.URISchemeHTTP
-		}
-	}
+	manifest.DefaultProbe(p)
 	return p
-}
-
-func defaultInt(v *int32, def int32) {
-	if *v <= 0 {
-		*v = def
-	}
 }
 
 // set records a probe's result and reports whether the attempt's Status
