@@ -195,8 +195,10 @@ func (r *report) containerd(t *testing.T, n int) {
 	}
 	tg := startProcess(t, node, kc, ctd.endpoint)
 	rec := observe(t, node, tg.dir())
-	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: hostPod(ctd.image), quiet: 30 * time.Second, limit: 3 * time.Minute,
-		res: &scenario{name: fmt.Sprintf("%d pods, containerd, binary", n), n: n}}
+	pod, ports := webPods(t, ctd.image, n)
+	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: pod, quiet: 30 * time.Second, limit: 3 * time.Minute,
+		res:   &scenario{name: fmt.Sprintf("%d pods, containerd, binary", n), n: n},
+		ports: ports, criClient: criClient(t, ctd.endpoint)}
 	w.drained = ctd.drained
 	warmUp(w)
 	r.scenarios = append(r.scenarios, w.res)

@@ -30,6 +30,7 @@ type scenario struct {
 	labelRestarts int
 	restartReady  time.Duration
 	restartWrites map[string]float64
+	specServed    bool // every new container answered after the spec edit
 }
 
 func (s *scenario) add(what string, ds []time.Duration) {

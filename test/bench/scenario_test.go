@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // workload is the benchmark's sequence of steps for n static pods on one
@@ -38,6 +39,14 @@ type workload struct {
 	// drained reports whether the runtime stopped every pod; nil: no wait.
 	drained func() bool
 	limit   time.Duration // deadline of each step
+	// labels are the labels of the manifests last written; edit is the
+	// spec edit they carry (0: none).
+	labels map[string]string
+	edit   int
+	// ports are the web servers' ports by pod (nil: not web servers);
+	// criClient, when set, runs the node-side steps (spec edit, crash).
+	ports     map[string]int
+	criClient runtimeapi.RuntimeServiceClient
 }
 
 func (w *workload) names() []string {
@@ -53,8 +62,9 @@ func (w *workload) mirror(name string) string { return name + "-" + w.tg.node() 
 // writeAll writes every manifest (labels added to each) and returns when
 // the last file is in place.
 func (w *workload) writeAll(labels map[string]string) {
+	w.labels = labels
 	for _, name := range w.names() {
-		if err := manifest(w.tg.dir(), name+".yaml", w.pod(name, labels)); err != nil {
+		if err := manifest(w.tg.dir(), name+".yaml", edited(w.pod(name, labels), w.edit)); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -178,6 +188,9 @@ func (w *workload) current() map[string]*corev1.Pod {
 
 // containers returns the container IDs and restart counts of a mirror.
 func containers(p *corev1.Pod) (ids []string, restarts int32) {
+	if p == nil {
+		return nil, 0
+	}
 	for _, c := range p.Status.ContainerStatuses {
 		ids = append(ids, c.ContainerID)
 		restarts += c.RestartCount
@@ -290,6 +303,10 @@ func (w *workload) run() {
 	w.labelEdit()
 	w.deleteAll("mirror deleted gracefully → back Running", nil)
 	w.deleteAll("mirror force-deleted → back Running", ptrTo[int64](0))
+	if w.criClient != nil {
+		w.specEdit()
+		w.crash()
+	}
 	w.restart()
 	w.cleanup()
 }
