@@ -167,8 +167,11 @@ func (w *workload) pidOf(containerID string) (int, error) {
 	var info struct {
 		Pid int `json:"pid"`
 	}
-	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
-		return 0, fmt.Errorf("no pid in the verbose status of %s: %v", id, err)
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil {
+		return 0, fmt.Errorf("reading the verbose status of %s: %w", id, err)
+	}
+	if info.Pid <= 0 {
+		return 0, fmt.Errorf("no pid in the verbose status of %s", id)
 	}
 	return info.Pid, nil
 }
