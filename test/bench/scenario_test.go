@@ -111,10 +111,21 @@ func (w *workload) create() {
 		timer := time.AfterFunc(2*time.Second, func() { writeGoroutines(w.profile + ".goroutines") })
 		defer timer.Stop()
 	}
+	cpu0, _, err := w.tg.usage()
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	since := time.Now()
 	w.writeAll(nil)
 	w.res.add("manifest written → mirror exists", w.latencies("mirror exists", since, w.fileStamp, exists))
 	w.res.add("manifest written → mirror Running", w.latencies("mirror Running", since, w.fileStamp, ready))
+	// CPU used by mirrorlet in the create step, against its wall time:
+	// computing, or waiting (on the API server, the runtime, or a core).
+	cpu1, _, err := w.tg.usage()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.res.createCPU, w.res.createWall = cpu1-cpu0, time.Since(since)
 }
 
 // steady measures requests, CPU and RSS over the quiet window.
