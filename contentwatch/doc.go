@@ -15,7 +15,10 @@
 // Changes are noticed through inotify (fsnotify) on the directories that
 // hold the watched paths (and on the watched directories themselves), and
 // by a periodic check that catches what inotify misses (a path behind a
-// symlink elsewhere, a directory created later). Both only mark a path
+// symlink elsewhere, a directory created later). The inotify instance is
+// started when a pod first watches a path and closed when none watches any
+// more, so an agent whose pods do not opt in holds none (the user's
+// fs.inotify.max_user_instances is 128 by default). Both only mark a path
 // dirty: the hashes are compared once the path has been quiet for the
 // debounce period (bounded by MaxDelay), so a burst of writes (a
 // certificate and its key, several files renewed in a row) is one change.

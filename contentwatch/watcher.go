@@ -51,12 +51,20 @@ type change struct {
 
 // Watcher watches host paths for pod versions. Safe for concurrent use.
 type Watcher struct {
-	cfg    Config
-	notify *fsnotify.Watcher
-	// kick wakes Run when Watch marked a path dirty.
+	cfg Config
+	// kick wakes Run when Watch marked a path dirty or started inotify.
 	kick chan struct{}
 
 	mu sync.Mutex
+	// notify is the inotify instance, started when the first directory
+	// is to be watched and closed when no pod watches anything: an agent
+	// whose pods do not opt in holds none (fs.inotify.max_user_instances
+	// is 128 per user by default). nil meanwhile.
+	notify *fsnotify.Watcher
+	// stopped is set when Run has returned: no inotify is started again.
+	stopped bool
+	// notifyFailed is set once starting inotify failed (logged once).
+	notifyFailed bool
 	// pods holds each watched pod version's baselines and changes.
 	pods map[types.UID]*podWatch
 	// paths holds what each watched path was last seen as.
@@ -85,7 +93,8 @@ type pathState struct {
 
 type dirtyMark struct{ first, last time.Time }
 
-// New validates and defaults cfg and starts inotify.
+// New validates and defaults cfg. It starts no inotify instance: that
+// waits until a pod watches a path.
 func New(cfg Config) (*Watcher, error) {
 	if cfg.OnChange == nil {
 		return nil, errors.New("contentwatch: OnChange is required")
@@ -102,11 +111,7 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	n, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("starting inotify for host file changes: %w", err)
-	}
-	return &Watcher{cfg: cfg, notify: n, kick: make(chan struct{}, 1), pods: map[types.UID]*podWatch{},
+	return &Watcher{cfg: cfg, kick: make(chan struct{}, 1), pods: map[types.UID]*podWatch{},
 		paths: map[string]*pathState{}, dirs: map[string]map[string]bool{}, added: map[string]bool{}, dirty: map[string]*dirtyMark{}}, nil
 }
 
@@ -161,12 +166,71 @@ func (w *Watcher) baselineLocked(path string, saved map[string]string) string {
 	}
 	if cur != "" && cur != base {
 		w.markLocked(path, w.cfg.Clock.Now())
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+		w.wake()
 	}
 	return base
+}
+
+// wake makes Run look at the dirty paths and the inotify instance again.
+func (w *Watcher) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLocked returns the inotify instance, starting it when there is
+// none; nil when it cannot be started (the periodic check covers the
+// paths meanwhile) or Run has returned.
+func (w *Watcher) notifyLocked() *fsnotify.Watcher {
+	if w.notify != nil || w.stopped {
+		return w.notify
+	}
+	n, err := fsnotify.NewWatcher()
+	if err != nil {
+		if !w.notifyFailed {
+			w.notifyFailed = true
+			w.cfg.Log.Error(fmt.Errorf("starting inotify for host file changes: %w", err),
+				"Cannot start inotify; the periodic check covers the watched paths")
+		}
+		return nil
+	}
+	w.notify, w.notifyFailed = n, false
+	w.wake() // Run selects on the new instance's channels
+	return n
+}
+
+// closeNotifyLocked closes the inotify instance; its directories are
+// added again to the next one.
+func (w *Watcher) closeNotifyLocked() {
+	if w.notify == nil {
+		return
+	}
+	_ = w.notify.Close()
+	w.notify = nil
+	clear(w.added)
+}
+
+// channels returns the event and error channels of the inotify instance
+// (nil, which never delivers, when there is none).
+func (w *Watcher) channels() (chan fsnotify.Event, chan error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.notify == nil {
+		return nil, nil
+	}
+	return w.notify.Events, w.notify.Errors
+}
+
+// ended handles the channels of an inotify instance that were closed: an
+// instance closed by pruneLocked is gone already; the current one, closed
+// by fsnotify itself, is dropped and started again when needed.
+func (w *Watcher) ended(events chan fsnotify.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.notify != nil && w.notify.Events == events {
+		w.closeNotifyLocked()
+	}
 }
 
 // Forget stops watching for pod version uid and removes its saved
@@ -226,7 +290,11 @@ func (w *Watcher) refreshLocked(path string, ps *pathState) {
 		if !w.added[d] {
 			// A directory that does not exist yet is tried again at the
 			// next check.
-			if err := w.notify.Add(d); err != nil {
+			n := w.notifyLocked()
+			if n == nil {
+				continue
+			}
+			if err := n.Add(d); err != nil {
 				w.cfg.Log.V(1).Info("Cannot watch directory; the periodic check covers it", "dir", d, "err", err.Error())
 				continue
 			}
@@ -263,12 +331,20 @@ func (w *Watcher) pruneLocked() {
 			}
 		}
 	}
+	if len(w.paths) == 0 {
+		w.closeNotifyLocked()
+	}
 }
 
 // Run handles inotify events, the debounce and the periodic check until
 // ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
-	defer func() { _ = w.notify.Close() }()
+	defer func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.stopped = true
+		w.closeNotifyLocked()
+	}()
 	ticker := w.cfg.Clock.NewTicker(w.cfg.CheckPeriod)
 	defer ticker.Stop()
 	var timer clock.Timer
@@ -282,18 +358,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if timer != nil {
 			fire = timer.C()
 		}
+		events, errs := w.channels()
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.notify.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				w.ended(events)
+				continue
 			}
 			w.seen(ev)
-		case err, ok := <-w.notify.Errors:
-			if ok {
-				w.cfg.Log.Error(err, "Inotify error; the periodic check covers missed changes")
+		case err, ok := <-errs:
+			if !ok {
+				w.ended(events)
+				continue
 			}
+			w.cfg.Log.Error(err, "Inotify error; the periodic check covers missed changes")
 		case <-ticker.C():
 			w.checkAll()
 		case <-fire:

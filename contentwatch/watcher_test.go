@@ -340,3 +340,50 @@ func TestBaselinesOutliveARestart(t *testing.T) {
 		t.Fatalf("Forget left %v", entries)
 	}
 }
+
+// inotifyInstances counts the inotify instances this process holds.
+func inotifyInstances(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
+}
+
+// A Watcher holds an inotify instance only while some pod watches a path:
+// an agent none of whose pods opts in takes none of the user's
+// fs.inotify.max_user_instances. A change is still seen through inotify
+// once a pod watches, and again after the instance was closed and
+// started anew.
+func TestInotifyOnlyWhileAPodWatches(t *testing.T) {
+	before := inotifyInstances(t)
+	h := newHarness(t)
+	if got := inotifyInstances(t); got != before {
+		t.Fatalf("a new running Watcher holds %d inotify instances, want 0", got-before)
+	}
+	h.w.Watch("nothing", nil)
+	if got := inotifyInstances(t); got != before {
+		t.Fatalf("a pod watching no path started %d inotify instances, want 0", got-before)
+	}
+	file := filepath.Join(t.TempDir(), "tls.crt")
+	for round, content := range []string{"a", "b"} {
+		renameOver(t, file, content)
+		h.w.Watch("pod", []string{file})
+		if got := inotifyInstances(t); got != before+1 {
+			t.Fatalf("round %d: watching a path: %d inotify instances, want 1", round, got-before)
+		}
+		renameOver(t, file, content+"2")
+		h.waitDirty(file) // marked by inotify: the periodic check runs hourly
+		h.settle()
+		h.wantSeq("pod", 1, file)
+		h.w.Forget("pod")
+		h.eventually("the inotify instance closed", func() bool { return inotifyInstances(t) == before })
+	}
+}

@@ -6,7 +6,11 @@
 // (mirrorlet_api_requests_total), and writes test/bench/RESULTS.md.
 //
 // Scenarios: 1 and 50 static pods on a private containerd with the
-// mirrorlet binary as a process (root only), 1,000 with the fake runtime
-// in-process, and 100 in-process agents × 10 pods against one API server.
+// mirrorlet binary as a process (root only), 1,000 with the binary against
+// a fake CRI runtime served by the test process (k8s.io/cri-client's
+// fake), and 100 in-process agents × 10 pods against one API server. On
+// containerd the pods are web servers, so that a spec edit is proven by
+// the new container answering and a crash is a real process killed on the
+// node.
 // MIRRORLET_BENCH=1 enables it; `go test ./...` skips it.
 package bench

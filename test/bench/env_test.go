@@ -44,7 +44,7 @@ func startContainerd(t testing.TB) containerdEnv {
 			t.Errorf("stopping containerd: %v\n%s", err, out)
 		}
 	})
-	env := containerdEnv{endpoint: "unix://" + strings.TrimSpace(string(out)), image: reg.Ref("pause")}
+	env := containerdEnv{endpoint: "unix://" + strings.TrimSpace(string(out)), image: reg.Ref("webserver")}
 	if env.cri, err = cri.New(t.Context(), cri.Options{Endpoint: env.endpoint}); err != nil {
 		t.Fatal(err)
 	}

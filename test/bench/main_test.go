@@ -148,13 +148,16 @@ func TestBench(t *testing.T) {
 	}
 	rep.run(t, "containerd-1", func(t *testing.T) { rep.containerd(t, 1) })
 	rep.run(t, "containerd-50", func(t *testing.T) { rep.containerd(t, 50) })
-	rep.run(t, "fake-1000", func(t *testing.T) { rep.fake(t, 1000) })
-	if strings.Contains(rep.only, "fake-50") { // for profiles only: BENCH_ONLY=fake-50
-		rep.run(t, "fake-50", func(t *testing.T) { rep.fake(t, 50) })
+	rep.run(t, "fake-1000", func(t *testing.T) { rep.fakeCRI(t, 1000) })
+	// In-process, for CPU profiles of mirrorlet's code (BENCH_PROFILE) only.
+	for _, n := range []int{50, 1000} {
+		if name := fmt.Sprintf("inprocess-%d", n); strings.Contains(rep.only, name) {
+			rep.run(t, name, func(t *testing.T) { rep.fake(t, n) })
+		}
 	}
 	rep.run(t, "fleet-100x10", func(t *testing.T) {
-		agents := fleetSize(100)
-		rep.fleet(t, agents, (1000+agents-1)/agents)
+		agents, note := fleetSize(t, 100)
+		rep.fleet(t, agents, (1000+agents-1)/agents, note)
 	})
 	rep.write(t)
 }
@@ -195,8 +198,10 @@ func (r *report) containerd(t *testing.T, n int) {
 	}
 	tg := startProcess(t, node, kc, ctd.endpoint)
 	rec := observe(t, node, tg.dir())
-	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: hostPod(ctd.image), quiet: 30 * time.Second, limit: 3 * time.Minute,
-		res: &scenario{name: fmt.Sprintf("%d pods, containerd, binary", n), n: n}}
+	pod, ports := webPods(t, ctd.image, n)
+	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: pod, quiet: 30 * time.Second, limit: 3 * time.Minute,
+		res:   &scenario{name: fmt.Sprintf("%d pods, containerd, binary", n), n: n},
+		ports: ports, criClient: criClient(t, ctd.endpoint)}
 	w.drained = ctd.drained
 	warmUp(w)
 	r.scenarios = append(r.scenarios, w.res)
@@ -216,7 +221,33 @@ func warmUp(w *workload) {
 	w.cleanup()
 }
 
-// fake runs the workload for n pods with the fake runtime, in-process.
+// fakeCRI runs the workload for n pods with the mirrorlet binary against
+// a fake CRI runtime served by the test process: CPU and RSS are
+// mirrorlet's own.
+func (r *report) fakeCRI(t *testing.T, n int) {
+	cri := startFakeCRI(t)
+	node := fmt.Sprintf("bench-fake-%d", n)
+	kc, err := userKubeconfig(nodeUser(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := startProcess(t, node, kc, cri.endpoint)
+	rec := observe(t, node, tg.dir())
+	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: hostPod("registry.invalid/bench/pause:v1"),
+		quiet: 60 * time.Second, limit: 5 * time.Minute, drained: cri.drained,
+		res: &scenario{name: fmt.Sprintf("%d pods, fake CRI server, binary", n), n: n}}
+	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
+		// The test process here is the fake CRI server and the harness:
+		// its profile shows whether they, not mirrorlet, bound a step.
+		w.profile = filepath.Join(dir, fmt.Sprintf("cpu-harness-fakecri-%d.pprof", n))
+	}
+	r.scenarios = append(r.scenarios, w.res)
+	w.run()
+}
+
+// fake runs the workload for n pods with the fake runtime, in-process
+// (BENCH_ONLY=inprocess-N; with BENCH_PROFILE=DIR, a CPU profile of the
+// create step).
 func (r *report) fake(t *testing.T, n int) {
 	node := fmt.Sprintf("bench-fake-%d", n)
 	tg := startInProcess(t, node, agentConfig(t, node))

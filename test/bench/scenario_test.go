@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // workload is the benchmark's sequence of steps for n static pods on one
@@ -38,6 +39,14 @@ type workload struct {
 	// drained reports whether the runtime stopped every pod; nil: no wait.
 	drained func() bool
 	limit   time.Duration // deadline of each step
+	// labels are the labels of the manifests last written; edit is the
+	// spec edit they carry (0: none).
+	labels map[string]string
+	edit   int
+	// ports are the web servers' ports by pod (nil: not web servers);
+	// criClient, when set, runs the node-side steps (spec edit, crash).
+	ports     map[string]int
+	criClient runtimeapi.RuntimeServiceClient
 }
 
 func (w *workload) names() []string {
@@ -53,8 +62,9 @@ func (w *workload) mirror(name string) string { return name + "-" + w.tg.node() 
 // writeAll writes every manifest (labels added to each) and returns when
 // the last file is in place.
 func (w *workload) writeAll(labels map[string]string) {
+	w.labels = labels
 	for _, name := range w.names() {
-		if err := manifest(w.tg.dir(), name+".yaml", w.pod(name, labels)); err != nil {
+		if err := manifest(w.tg.dir(), name+".yaml", edited(w.pod(name, labels), w.edit)); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -101,10 +111,21 @@ func (w *workload) create() {
 		timer := time.AfterFunc(2*time.Second, func() { writeGoroutines(w.profile + ".goroutines") })
 		defer timer.Stop()
 	}
+	cpu0, _, err := w.tg.usage()
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	since := time.Now()
 	w.writeAll(nil)
 	w.res.add("manifest written → mirror exists", w.latencies("mirror exists", since, w.fileStamp, exists))
 	w.res.add("manifest written → mirror Running", w.latencies("mirror Running", since, w.fileStamp, ready))
+	// CPU used by mirrorlet in the create step, against its wall time:
+	// computing, or waiting (on the API server, the runtime, or a core).
+	cpu1, _, err := w.tg.usage()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.res.createCPU, w.res.createWall = cpu1-cpu0, time.Since(since)
 }
 
 // steady measures requests, CPU and RSS over the quiet window.
@@ -178,6 +199,9 @@ func (w *workload) current() map[string]*corev1.Pod {
 
 // containers returns the container IDs and restart counts of a mirror.
 func containers(p *corev1.Pod) (ids []string, restarts int32) {
+	if p == nil {
+		return nil, 0
+	}
 	for _, c := range p.Status.ContainerStatuses {
 		ids = append(ids, c.ContainerID)
 		restarts += c.RestartCount
@@ -290,6 +314,10 @@ func (w *workload) run() {
 	w.labelEdit()
 	w.deleteAll("mirror deleted gracefully → back Running", nil)
 	w.deleteAll("mirror force-deleted → back Running", ptrTo[int64](0))
+	if w.criClient != nil {
+		w.specEdit()
+		w.crash()
+	}
 	w.restart()
 	w.cleanup()
 }
