@@ -10,7 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // recoveryBound is how soon after the API server is ready again every
@@ -32,11 +32,11 @@ func TestAPIServerDown(t *testing.T) {
 	if full {
 		outage = 2 * time.Minute
 	}
-	metricsPort := nodeenv.FreePort(t)
+	metricsPort := nodetest.FreePort(t)
 	a := startAgent(t, withFlags("--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort)))
 	w := &workload{a: a, want: map[string]*corev1.Pod{}, ports: map[string]int{}}
 	for _, name := range []string{"keep", "edit", "remove", "add"} {
-		w.ports[name] = nodeenv.FreePort(t)
+		w.ports[name] = nodetest.FreePort(t)
 	}
 	for _, name := range []string{"keep", "edit", "remove"} {
 		w.put(name, 1)
@@ -113,7 +113,7 @@ func (w *workload) nodeApplied(before map[string]running) error {
 		return fmt.Errorf("remove still runs")
 	}
 	for name, pod := range w.want {
-		body, err := nodeenv.Get(w.ports[name], "/")
+		body, err := nodetest.Get(w.ports[name], "/")
 		want := pod.Spec.Containers[0].Args[len(pod.Spec.Containers[0].Args)-1]
 		if err != nil {
 			return fmt.Errorf("%s does not answer: %w", name, err)
@@ -178,7 +178,7 @@ func gaps(ts []time.Time) string {
 // by its labels (verb, resource, subresource).
 func apiRequests(t *testing.T, metricsPort int) map[string]float64 {
 	t.Helper()
-	body, err := nodeenv.Get(metricsPort, "/metrics")
+	body, err := nodetest.Get(metricsPort, "/metrics")
 	if err != nil {
 		t.Fatalf("reading mirrorlet's metrics: %v", err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 4, manifest churn (the kubelet's own e2e case): one manifest
@@ -24,7 +24,7 @@ import (
 // directory.
 func TestManifestChurn(t *testing.T) {
 	a := startAgent(t)
-	port := nodeenv.FreePort(t)
+	port := nodetest.FreePort(t)
 	baseline := ctrContainers(t)
 	const rewrites = 300
 	seen := map[string]bool{}

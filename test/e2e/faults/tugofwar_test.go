@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 5, mirror tug-of-war: another client deletes the mirror 100 times
@@ -24,7 +24,7 @@ import (
 // container never restarts.
 func TestMirrorTugOfWar(t *testing.T) {
 	a := startAgent(t)
-	port := nodeenv.FreePort(t)
+	port := nodetest.FreePort(t)
 	pod := webPod("tug", port)
 	a.writeManifest("tug.yaml", pod)
 	m := a.waitRunning("tug", 2*time.Minute)
@@ -59,7 +59,7 @@ func TestMirrorTugOfWar(t *testing.T) {
 	if cs := final.Status.ContainerStatuses[0]; cs.ContainerID != id || cs.RestartCount != 0 {
 		t.Errorf("container %s restartCount %d after the tug-of-war, want %s and 0", cs.ContainerID, cs.RestartCount, id)
 	}
-	if body, err := nodeenv.Get(port, "/"); err != nil || body != answer {
+	if body, err := nodetest.Get(port, "/"); err != nil || body != answer {
 		t.Errorf("the server answers %q (%v), want the same server (%q)", body, err, answer)
 	}
 	a.checkCreates(t, since, deletes)
