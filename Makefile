@@ -15,7 +15,7 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 # Packages that need no API server or runtime (test/deploy: the install
 # script, units, configs and the Dockerfile build; test/bench: the
 # harness's own checks, the benchmark itself only runs with make bench).
-UNIT_PKGS := ./cmd/... ./contentwatch/... ./controllers/... ./filesafety/... ./logdir/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/... ./test/bench/
+UNIT_PKGS := ./apibackoff/... ./cmd/... ./contentwatch/... ./controllers/... ./filesafety/... ./logdir/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/... ./test/bench/
 # The e2e tests that also run on Debian's containerd 1.6 (no CRI container
 # events: the polling fallback): a pod's life on the node.
 LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods|PauseKilledKeepsDataAndRestartCount)$$

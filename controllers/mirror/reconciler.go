@@ -173,6 +173,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("getting mirror pod %s: %w", key, err)
+	case removing(pod):
+		// Deleted with grace period 0 (forced): the API server is
+		// removing it now, and its delete event brings the create.
+		return reconcile.Result{}, nil
 	default:
 		mirror = pod
 	}
@@ -240,6 +244,13 @@ func (r *Reconciler) track(key types.NamespacedName, mirror *corev1.Pod, node *c
 		r.cfg.Recorder.Eventf(node, nil, corev1.EventTypeWarning, "FailedCreateMirrorPod", "CreateMirrorPod",
 			"API server refused mirror pod %s (the static pod keeps running): %v", key, err)
 	}
+}
+
+// removing reports whether pod was deleted with grace period 0: the API
+// server records that (an update, seen before the delete event) and
+// removes it at once; deleting it again would only be refused (NotFound).
+func removing(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp != nil && pod.DeletionGracePeriodSeconds != nil && *pod.DeletionGracePeriodSeconds == 0
 }
 
 // deleteOrphan deletes a mirror whose static pod is gone.

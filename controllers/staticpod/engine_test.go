@@ -120,6 +120,26 @@ func TestWorkersDoNotWaitForEachOther(t *testing.T) {
 	t.Logf("20 pods with 2 s stops replaced in %s", time.Since(start))
 }
 
+// Manifest churn: a version written while the worker stops the previous
+// one (a long grace period) is never started; the worker goes straight to
+// the newest version once the stop ends (fault 4, test/e2e/faults).
+func TestChurnStartsOnlyTheNewestVersion(t *testing.T) {
+	r := startEngine(t, Config{})
+	v1 := r.load("churn", "i:1")
+	r.publish(v1)
+	r.eventually("v1 running", 5*time.Second, func() bool { return r.runningContainer(v1.Pod.UID, 0) })
+	r.rt.SetStopDelay(time.Second)
+	v2 := r.load("churn", "i:2")
+	r.publish(v2)
+	r.eventually("v1 stopping", time.Second, func() bool { return r.rt.Stopping() == 1 })
+	v3 := r.load("churn", "i:3")
+	r.publish(v3)
+	r.eventually("v3 running", 5*time.Second, func() bool { return r.runningContainer(v3.Pod.UID, 0) })
+	if n := r.rt.Starts(v2.Pod.UID); n != 0 {
+		t.Errorf("v2, replaced while v1 was stopping, was started %d times; want only the newest version started", n)
+	}
+}
+
 // fakeProber is a Prober whose results the test sets.
 type fakeProber struct {
 	mu      sync.Mutex

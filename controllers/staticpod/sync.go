@@ -48,11 +48,24 @@ func (w *worker) sync(ctx context.Context) (result, error) {
 		}
 		res.acted = true
 	}
+	if res.acted && w.replacedDuring(uid) {
+		// The stops took their grace periods, and the manifest changed
+		// meanwhile (churn): start the newest version, not this one.
+		return res, nil
+	}
 	if err := w.removeDataExcept(ctx, uid); err != nil {
 		return res, err
 	}
 	s := &podSync{w: w, sp: sp, pods: mine, res: res, waiting: map[string]podstate.Waiting{}}
 	return s.run(ctx)
+}
+
+// replacedDuring reports whether the desired version is no longer uid
+// (the one this sync began with), as the kubelet's pod worker starts only
+// the latest update queued while it terminated the previous version.
+func (w *worker) replacedDuring(uid types.UID) bool {
+	sp, ok := w.e.cfg.Desired.Get(w.key)
+	return !ok || sp.Pod.UID != uid
 }
 
 func (w *worker) see(uid types.UID) {

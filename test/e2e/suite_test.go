@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
 	"github.com/mirrorlet/mirrorlet/test/images"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // What the suite shares; set up once in TestMain.
@@ -35,7 +35,7 @@ var (
 	binary     string
 	registry   *images.Registry
 	ctdDir     string
-	ctd        *nodeenv.Containerd
+	ctd        *nodetest.Containerd
 	endpoint   string
 	workDir    string
 	// node reads the suite's containerd directly, as a check behind
@@ -116,20 +116,17 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = registry.Close() }()
 	if !step("build mirrorlet", func() error {
-		binary, err = nodeenv.BuildMirrorlet(workDir)
+		binary, err = nodetest.BuildMirrorlet(workDir)
 		return err
 	}) {
 		return 1
 	}
 	ctdDir = filepath.Join(workDir, "ctd")
 	if !step("start a private containerd", func() error {
-		if ctd, err = nodeenv.StartContainerd(ctdDir, registry.Host); err != nil {
+		if ctd, err = nodetest.StartContainerd(ctx, ctdDir, registry.Host); err != nil {
 			return err
 		}
-		endpoint = ctd.Endpoint
-		if nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: endpoint}); err != nil {
-			return err
-		}
+		endpoint, nodeRuntime = ctd.Endpoint, ctd.Runtime
 		runtimeVersion, err = nodeRuntime.Version(ctx)
 		fmt.Fprintf(os.Stderr, "e2e setup: the runtime is %s\n", runtimeVersion)
 		return err
@@ -144,7 +141,7 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-func repoPath(p string) string { return nodeenv.RepoPath(p) }
+func repoPath(p string) string { return nodetest.RepoPath(p) }
 
 func writeKubeconfig(env *envtest.Environment) (string, error) {
 	user, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
@@ -355,14 +352,14 @@ func (n *node) runtimePods() []string {
 // eventually polls cond every 100 ms until it holds or timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	nodeenv.Eventually(t, timeout, what, cond)
+	nodetest.Eventually(t, timeout, what, cond)
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
 // get fetches http://127.0.0.1:port/path and returns the body, or an error
 // when nothing answers or the status is not 200.
-func get(port int, path string) (string, error) { return nodeenv.Get(port, path) }
+func get(port int, path string) (string, error) { return nodetest.Get(port, path) }
 
 // answer waits until the server of a container reported Running answers
 // GET path on port (the mirror says Running once the process started, a
@@ -379,7 +376,7 @@ func answer(t testing.TB, port int, path string) string {
 }
 
 // freePort returns a TCP port nothing listens on now.
-func freePort(t testing.TB) int { return nodeenv.FreePort(t) }
+func freePort(t testing.TB) int { return nodetest.FreePort(t) }
 
 // kubectlOut runs kubectl against the suite's API server.
 func kubectlOut(t testing.TB, args ...string) string {

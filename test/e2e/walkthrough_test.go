@@ -11,12 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // webPod is a host-network static pod running the test web server on port.
 func webPod(name string, port int, args ...string) *corev1.Pod {
-	return nodeenv.WebPod(registry.Ref("webserver"), name, port, args...)
+	return nodetest.WebPod(registry.Ref("webserver"), name, port, args...)
 }
 
 // TestSeedWalkthrough is the walkthrough a new user follows: a web server

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -15,10 +19,12 @@ import (
 )
 
 // Containerd is a private containerd started by hack/containerd.sh, with
-// its own root, state, socket, CNI bridge and config under Dir.
+// its own root, state, socket, CNI bridge, config and log under Dir.
 type Containerd struct {
 	Dir string
-	// Endpoint is its CRI endpoint, unix://...
+	// Registry is the host:port it pulls from over plain HTTP.
+	Registry string
+	// Endpoint is its CRI endpoint, unix://.../containerd.sock.
 	Endpoint string
 	// Runtime reads it directly, behind the agents' backs, as mirrorlet
 	// does (only what mirrorlet made).
@@ -29,13 +35,14 @@ type Containerd struct {
 }
 
 // StartContainerd starts a containerd under dir that pulls from registry
-// (host:port, plain HTTP) and uses registry's pause image.
+// (host:port, plain HTTP) and uses registry's pause image
+// (MIRRORLET_CONTAINERD=1.6 runs Debian's 1.6).
 func StartContainerd(ctx context.Context, dir, registry string) (*Containerd, error) {
 	out, err := exec.Command(RepoPath("hack/containerd.sh"), "start", dir, registry).Output()
 	if err != nil {
 		return nil, fmt.Errorf("hack/containerd.sh start %s: %w", dir, err)
 	}
-	c := &Containerd{Dir: dir, Endpoint: "unix://" + strings.TrimSpace(string(out))}
+	c := &Containerd{Dir: dir, Registry: registry, Endpoint: "unix://" + strings.TrimSpace(string(out))}
 	if c.Runtime, err = cri.New(ctx, cri.Options{Endpoint: c.Endpoint}); err != nil {
 		_ = c.Stop()
 		return nil, fmt.Errorf("connecting to containerd %s: %w", c.Endpoint, err)
@@ -101,4 +108,57 @@ func (c *Containerd) Stop() error {
 		return fmt.Errorf("hack/containerd.sh stop %s: %w\n%s", c.Dir, err, out)
 	}
 	return nil
+}
+
+// Pid is the containerd process's pid, as hack/containerd.sh recorded it.
+func (c *Containerd) Pid() (string, error) {
+	data, err := os.ReadFile(filepath.Join(c.Dir, "containerd.pid"))
+	if err != nil {
+		return "", fmt.Errorf("reading containerd's pid: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// Kill stops the containerd process (SIGTERM; its containers keep running
+// under their shims) and waits until it has exited.
+func (c *Containerd) Kill(t testing.TB) {
+	t.Helper()
+	pid, err := c.Pid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("kill", pid).CombinedOutput(); err != nil {
+		t.Fatalf("kill containerd: %v %s", err, out)
+	}
+	Eventually(t, 30*time.Second, "containerd to exit", func() bool {
+		return exec.Command("kill", "-0", pid).Run() != nil
+	})
+}
+
+// Start starts containerd again in the same directory (the CRI clients
+// reconnect by themselves).
+func (c *Containerd) Start(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(RepoPath("hack/containerd.sh"), "start", c.Dir, c.Registry).CombinedOutput(); err != nil {
+		t.Fatalf("restarting containerd: %v\n%s", err, out)
+	}
+}
+
+// Restart is Kill then Start.
+func (c *Containerd) Restart(t testing.TB) {
+	t.Helper()
+	c.Kill(t)
+	c.Start(t)
+}
+
+// Ctr runs the ctr of this containerd (its version) in the CRI namespace:
+// how a test acts on the node behind mirrorlet's back.
+func (c *Containerd) Ctr(t testing.TB, args ...string) string {
+	t.Helper()
+	full := append([]string{"--address", strings.TrimPrefix(c.Endpoint, "unix://"), "-n", "k8s.io"}, args...)
+	out, err := exec.Command(filepath.Join(c.Dir, "bin", "ctr"), full...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

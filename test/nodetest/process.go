@@ -96,3 +96,6 @@ func (p *Process) WaitLog(ctx context.Context, timeout time.Duration, sub string
 	}
 	return nil
 }
+
+// Pid is the process's pid.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -6,32 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
-	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// RepoPath returns rel (slash-separated) in the repository, found by
-// walking up from the working directory to the go.mod of the module.
+// RepoPath returns rel (slash-separated) in this checkout, found from this
+// file's place in it (test/nodetest), whatever the working directory.
 func RepoPath(rel string) string {
-	dir, _ := os.Getwd()
-	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
-		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && bytes.HasPrefix(data, []byte("module github.com/mirrorlet/mirrorlet\n")) {
-			return filepath.Join(d, filepath.FromSlash(rel))
-		}
-	}
-	return filepath.Join(dir, "..", "..", filepath.FromSlash(rel))
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", filepath.FromSlash(rel))
 }
 
 // BuildMirrorlet builds the mirrorlet binary into dir and returns its path.
@@ -74,17 +65,6 @@ func ApplyFiles(ctx context.Context, c client.Client, files ...string) error {
 	return nil
 }
 
-// Eventually polls cond every 100 ms until it holds, failing the test when
-// timeout passes first.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-}
-
 // Lines returns the lines of text containing sub.
 func Lines(text, sub string) []string {
 	var out []string
@@ -94,15 +74,4 @@ func Lines(text, sub string) []string {
 		}
 	}
 	return out
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }

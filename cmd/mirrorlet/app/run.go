@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/mirrorlet/mirrorlet/apibackoff"
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app/sdnotify"
 	"github.com/mirrorlet/mirrorlet/controllers/mirror"
 	"github.com/mirrorlet/mirrorlet/controllers/node"
@@ -84,6 +85,9 @@ func Run(ctx context.Context, opts Options) error {
 		defer certs.Stop()
 	}
 	opts.RestConfig = withRequestCounting(opts.RestConfig)
+	// Every client holds its requests while the API server is unreachable,
+	// one probe at a time with jittered back-off (see package apibackoff).
+	opts.RestConfig = apibackoff.WithGate(opts.RestConfig, opts.Log.WithName("apiserver"))
 	rt := opts.Runtime
 	if rt == nil {
 		var err error

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 var nodeSeq atomic.Int32
@@ -41,14 +41,7 @@ type agent struct {
 	kubeconfig string
 	healthz    int
 	extraFlags []string
-	cmd        *process
-}
-
-// process is a running mirrorlet process.
-type process struct {
-	proc   *os.Process
-	exited chan struct{}
-	log    *os.File
+	cmd        *nodetest.Process
 }
 
 // agentOption changes an agent before its mirrorlet starts.
@@ -68,7 +61,7 @@ func startAgent(t testing.TB, opts ...agentOption) *agent {
 	a.manifests = filepath.Join(a.dir, "manifests")
 	a.logs = filepath.Join(a.dir, "logs")
 	a.root = filepath.Join(a.dir, "root")
-	a.healthz = nodeenv.FreePort(t)
+	a.healthz = nodetest.FreePort(t)
 	if err := os.MkdirAll(a.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -101,17 +94,11 @@ func (a *agent) writeKubeconfig() {
 
 func (a *agent) start() {
 	a.t.Helper()
-	log, err := os.OpenFile(filepath.Join(a.dir, "mirrorlet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := nodetest.StartProcess("mirrorlet "+a.name, filepath.Join(a.dir, "mirrorlet.log"), binary, a.flags()...)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	attr := &os.ProcAttr{Files: []*os.File{nil, log, log}}
-	proc, err := os.StartProcess(binary, append([]string{binary}, a.flags()...), attr)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.cmd = &process{proc: proc, exited: make(chan struct{}), log: log}
-	go func(e *process) { _, _ = e.proc.Wait(); close(e.exited) }(a.cmd)
+	a.cmd = p
 }
 
 func (a *agent) flags() []string {
@@ -125,21 +112,13 @@ func (a *agent) flags() []string {
 	}, a.extraFlags...)
 }
 
-// stop ends mirrorlet with sig and waits for it to exit.
+// stop ends mirrorlet with sig and waits (up to 30 s, then kills it) for
+// it to exit.
 func (a *agent) stop(sig syscall.Signal) {
 	a.t.Helper()
-	if a.cmd == nil {
-		return
+	if err := a.cmd.Stop(sig); err != nil {
+		a.t.Error(err)
 	}
-	_ = a.cmd.proc.Signal(sig)
-	select {
-	case <-a.cmd.exited:
-	case <-time.After(30 * time.Second):
-		_ = a.cmd.proc.Kill()
-		<-a.cmd.exited
-		a.t.Errorf("mirrorlet did not exit within 30s of %s", sig)
-	}
-	_ = a.cmd.log.Close()
 	a.cmd = nil
 }
 
@@ -226,7 +205,7 @@ func (a *agent) mirrors() (map[string]corev1.Pod, error) {
 func (a *agent) waitRunning(pod string, timeout time.Duration) *corev1.Pod {
 	a.t.Helper()
 	var m *corev1.Pod
-	nodeenv.Eventually(a.t, timeout, "mirror "+a.mirrorName(pod)+" Running and ready", func() bool {
+	nodetest.Eventually(a.t, timeout, "mirror "+a.mirrorName(pod)+" Running and ready", func() bool {
 		m = a.mirror(pod)
 		return m != nil && runningReady(m)
 	})
@@ -274,7 +253,7 @@ func (a *agent) readyz() (int, string) {
 }
 
 func webPod(name string, port int, args ...string) *corev1.Pod {
-	return nodeenv.WebPod(registry.Ref("webserver"), name, port, args...)
+	return nodetest.WebPod(registry.Ref("webserver"), name, port, args...)
 }
 
 // firstAnswer waits for the web server on port to answer (a Running
@@ -284,9 +263,9 @@ func webPod(name string, port int, args ...string) *corev1.Pod {
 func firstAnswer(t *testing.T, port int) string {
 	t.Helper()
 	var body string
-	nodeenv.Eventually(t, 30*time.Second, fmt.Sprintf("the server on port %d answering", port), func() bool {
+	nodetest.Eventually(t, 30*time.Second, fmt.Sprintf("the server on port %d answering", port), func() bool {
 		var err error
-		body, err = nodeenv.Get(port, "/")
+		body, err = nodetest.Get(port, "/")
 		return err == nil
 	})
 	return body

@@ -16,7 +16,15 @@ type auditEvent struct {
 		Resource    string `json:"resource"`
 		Subresource string `json:"subresource"`
 		Name        string `json:"name"`
+		UID         string `json:"uid"`
 	} `json:"objectRef"`
+	// RequestObject is a delete's options (pod deletes only).
+	RequestObject struct {
+		GracePeriodSeconds *int64 `json:"gracePeriodSeconds"`
+		Preconditions      struct {
+			UID string `json:"uid"`
+		} `json:"preconditions"`
+	} `json:"requestObject"`
 	ResponseStatus struct {
 		Code int `json:"code"`
 	} `json:"responseStatus"`

@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 3, containerd restarts while pods run. Meanwhile /readyz and the
@@ -32,7 +32,7 @@ func TestContainerdRestart(t *testing.T) {
 		"steady": corev1.RestartPolicyAlways, "always": corev1.RestartPolicyAlways,
 		"never": corev1.RestartPolicyNever, "onfailure": corev1.RestartPolicyOnFailure,
 	} {
-		ports[name] = nodeenv.FreePort(t)
+		ports[name] = nodetest.FreePort(t)
 		pods[name] = webPod(name, ports[name])
 		pods[name].Spec.RestartPolicy = policy
 		a.writeManifest(name+".yaml", pods[name])
@@ -53,9 +53,9 @@ func TestContainerdRestart(t *testing.T) {
 	a.checkBackOff(t, down)
 	up := time.Now()
 	ctd.Start(t)
-	nodeenv.Eventually(t, 2*time.Minute, "/readyz ready again", func() bool { code, _ := a.readyz(); return code == 200 })
+	nodetest.Eventually(t, 2*time.Minute, "/readyz ready again", func() bool { code, _ := a.readyz(); return code == 200 })
 	readyz := time.Since(up)
-	nodeenv.Eventually(t, time.Minute, "the Node Ready again", func() bool { return a.nodeReady() == corev1.ConditionTrue })
+	nodetest.Eventually(t, time.Minute, "the Node Ready again", func() bool { return a.nodeReady() == corev1.ConditionTrue })
 	t.Logf("containerd down %s; /readyz ready %s and the Node Ready %s after it was back", up.Sub(down).Round(time.Millisecond),
 		readyz.Round(time.Millisecond), time.Since(up).Round(time.Millisecond))
 	// The CRI connection's back-off is capped as the kubelet's (3 s, with
@@ -68,7 +68,7 @@ func TestContainerdRestart(t *testing.T) {
 		return a.checkPolicies(before)
 	})
 	consistentlyNil(t, 5*time.Second, "nothing else restarts", func() error { return a.checkPolicies(before) })
-	if body, err := nodeenv.Get(ports["steady"], "/"); err != nil || body != steadyAnswer {
+	if body, err := nodetest.Get(ports["steady"], "/"); err != nil || body != steadyAnswer {
 		t.Errorf("the healthy server answers %q (%v), want the same server (%q)", body, err, steadyAnswer)
 	}
 }
@@ -111,7 +111,7 @@ var retryRE = regexp.MustCompile(`"msg":"CRI container event stream ended.*?"ret
 func (a *agent) checkBackOff(t *testing.T, down time.Time) {
 	t.Helper()
 	var delays []time.Duration
-	nodeenv.Eventually(t, 30*time.Second, "three reconnection attempts to the runtime", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "three reconnection attempts to the runtime", func() bool {
 		delays = delays[:0]
 		for _, m := range retryRE.FindAllStringSubmatch(a.logSince(down), -1) {
 			d, err := time.ParseDuration(m[1])

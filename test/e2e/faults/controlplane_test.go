@@ -97,12 +97,18 @@ func (cp *controlPlane) makePKI() error {
 	return os.WriteFile(cp.path("audit-policy.yaml"), []byte(auditPolicy), 0o600)
 }
 
-// auditPolicy records every write to pods and nodes (who, what, answer):
-// how tests count mirrorlet's API writes.
+// auditPolicy records every write to pods and nodes (who, what, answer;
+// for pod deletes their options too: grace period, UID precondition): how
+// tests count mirrorlet's API writes.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+- level: Request
+  verbs: ["delete"]
+  resources:
+  - group: ""
+    resources: ["pods"]
 - level: Metadata
   verbs: ["create", "update", "patch", "delete"]
   resources:

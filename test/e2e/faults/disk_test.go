@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 7, the pod log directory full (a 1 MiB tmpfs, filled up): every
@@ -26,14 +26,14 @@ import (
 func TestLogDirectoryFull(t *testing.T) {
 	logs := mountTmpfs(t, "1m")
 	a := startAgent(t, withLogs(logs))
-	port := nodeenv.FreePort(t)
+	port := nodetest.FreePort(t)
 	a.writeManifest("steady.yaml", webPod("steady", port))
 	m := a.waitRunning("steady", time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
 	answer := firstAnswer(t, port)
 	full := time.Now()
 	filler := fill(t, logs)
-	a.writeManifest("fresh.yaml", webPod("fresh", nodeenv.FreePort(t)))
+	a.writeManifest("fresh.yaml", webPod("fresh", nodetest.FreePort(t)))
 	for _, pod := range []string{"steady", "fresh"} {
 		eventuallyNil(t, time.Minute, pod+"'s mirror to say the log directory is full", func() error {
 			return a.logsCondition(pod, corev1.ConditionFalse, "no space left")
@@ -62,7 +62,7 @@ func TestLogDirectoryFull(t *testing.T) {
 	if cs := m.Status.ContainerStatuses[0]; cs.ContainerID != id || cs.RestartCount != 0 {
 		t.Errorf("steady's container %s restartCount %d, want %s and 0: a full log directory touched it", cs.ContainerID, cs.RestartCount, id)
 	}
-	if body, err := nodeenv.Get(port, "/"); err != nil || body != answer {
+	if body, err := nodetest.Get(port, "/"); err != nil || body != answer {
 		t.Errorf("steady answers %q (%v), want the same server (%q)", body, err, answer)
 	}
 }
@@ -89,7 +89,7 @@ func (a *agent) logsCondition(pod string, status corev1.ConditionStatus, msg str
 // kubectl describe finds them: involvedObject.uid = the config hash).
 func (a *agent) waitEvent(t *testing.T, pod, eventType, reason string) {
 	t.Helper()
-	nodeenv.Eventually(t, time.Minute, reason+" Event on "+a.mirrorName(pod), func() bool {
+	nodetest.Eventually(t, time.Minute, reason+" Event on "+a.mirrorName(pod), func() bool {
 		m := a.mirror(pod)
 		var events corev1.EventList
 		if m == nil || admin.List(context.Background(), &events, client.InNamespace("default")) != nil {

@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 2, mirrorlet killed with SIGKILL at random points of a busy
@@ -47,7 +47,7 @@ func TestKillDuringReconcile(t *testing.T) {
 	w := &workload{a: a, want: map[string]*corev1.Pod{}, ports: map[string]int{}}
 	for i := range 20 {
 		name := fmt.Sprintf("pod%02d", i)
-		w.ports[name] = nodeenv.FreePort(t)
+		w.ports[name] = nodetest.FreePort(t)
 		w.put(name, 0)
 	}
 	w.waitConverged(t, "the 20 pods")
@@ -65,7 +65,7 @@ func TestKillDuringReconcile(t *testing.T) {
 		w.waitConverged(t, fmt.Sprintf("loop %d (kill after %s)", loop, delay.Round(time.Millisecond)))
 		// Converged may hold before the new mirrorlet has read anything:
 		// check again once it is ready (caches synced, runtime read).
-		nodeenv.Eventually(t, time.Minute, "mirrorlet ready", func() bool { code, _ := a.readyz(); return code == 200 })
+		nodetest.Eventually(t, time.Minute, "mirrorlet ready", func() bool { code, _ := a.readyz(); return code == 200 })
 		w.waitConverged(t, fmt.Sprintf("loop %d, mirrorlet ready", loop))
 		t.Logf("loop %d: %d pods changed, killed after %s, converged %s after the restart", loop, len(touched),
 			delay.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 9, the soak (`make soak`, FAULTS_SOAK=1; not in CI): 30 minutes
@@ -33,12 +33,12 @@ func TestSoak(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("SOAK_DURATION")); err == nil {
 		duration = d
 	}
-	metricsPort := nodeenv.FreePort(t)
+	metricsPort := nodetest.FreePort(t)
 	a := startAgent(t, withFlags("--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort)))
 	w := &workload{a: a, want: map[string]*corev1.Pod{}, ports: map[string]int{}}
 	for i := range 50 {
 		name := fmt.Sprintf("soak%02d", i)
-		w.ports[name] = nodeenv.FreePort(t)
+		w.ports[name] = nodetest.FreePort(t)
 		w.put(name, 0)
 	}
 	w.waitConverged(t, "the 50 pods")
@@ -110,7 +110,7 @@ func (s soakSample) String() string {
 
 func (a *agent) sample(t *testing.T, metricsPort int) soakSample {
 	t.Helper()
-	pid := a.cmd.proc.Pid
+	pid := a.cmd.Pid()
 	var s soakSample
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(status), "\n") {
@@ -121,7 +121,7 @@ func (a *agent) sample(t *testing.T, metricsPort int) soakSample {
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	s.openFiles = len(fds)
 	s.sandboxes = len(a.runtimePods())
-	if body, err := nodeenv.Get(metricsPort, "/metrics"); err == nil {
+	if body, err := nodetest.Get(metricsPort, "/metrics"); err == nil {
 		for _, line := range strings.Split(body, "\n") {
 			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
 				s.goroutines, _ = strconv.Atoi(strings.TrimSpace(v))

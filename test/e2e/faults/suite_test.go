@@ -1,23 +1,18 @@
 package faults
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
 	"github.com/mirrorlet/mirrorlet/test/images"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // What the suite shares; set up once in TestMain.
@@ -28,7 +23,7 @@ var (
 	admin    client.Client
 	binary   string
 	registry *images.Registry
-	ctd      *nodeenv.Containerd
+	ctd      *nodetest.Containerd
 	workDir  string
 	// nodeRuntime reads the suite's containerd directly, behind mirrorlet's back.
 	nodeRuntime *cri.Runtime
@@ -71,7 +66,7 @@ func setup(ctx context.Context) error {
 	}{
 		{"start etcd and kube-apiserver", startAPI},
 		{"build the test images and serve them from a local registry", startRegistry},
-		{"build mirrorlet", func(context.Context) (err error) { binary, err = nodeenv.BuildMirrorlet(workDir); return err }},
+		{"build mirrorlet", func(context.Context) (err error) { binary, err = nodetest.BuildMirrorlet(workDir); return err }},
 		{"start a private containerd", startContainerd},
 	}
 	for _, s := range steps {
@@ -100,7 +95,7 @@ func startAPI(ctx context.Context) error {
 	if admin, err = client.New(cfg, client.Options{}); err != nil {
 		return err
 	}
-	return applyFile(ctx, "deploy/rbac/mirrorlet.yaml")
+	return nodetest.ApplyFiles(ctx, admin, "deploy/rbac/mirrorlet.yaml")
 }
 
 func startRegistry(ctx context.Context) error {
@@ -113,11 +108,11 @@ func startRegistry(ctx context.Context) error {
 
 func startContainerd(ctx context.Context) error {
 	var err error
-	if ctd, err = nodeenv.StartContainerd(filepath.Join(workDir, "ctd"), registry.Host); err != nil {
+	if ctd, err = nodetest.StartContainerd(ctx, filepath.Join(workDir, "ctd"), registry.Host); err != nil {
 		return err
 	}
-	nodeRuntime, err = cri.New(ctx, cri.Options{Endpoint: ctd.Endpoint})
-	return err
+	nodeRuntime = ctd.Runtime
+	return nil
 }
 
 func teardown() {
@@ -134,30 +129,5 @@ func teardown() {
 	}
 	if cp != nil {
 		cp.stop()
-	}
-}
-
-// applyFile creates the objects of a file of this repository as the admin.
-func applyFile(ctx context.Context, file string) error {
-	data, err := os.ReadFile(nodeenv.RepoPath(file))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", file, err)
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		err := dec.Decode(&u.Object)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("decoding %s: %w", file, err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if err := admin.Create(ctx, u); err != nil {
-			return fmt.Errorf("creating %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mirrorlet/mirrorlet/test/e2e/nodeenv"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // Fault 5, mirror tug-of-war: another client deletes the mirror 100 times
@@ -24,7 +25,7 @@ import (
 // container never restarts.
 func TestMirrorTugOfWar(t *testing.T) {
 	a := startAgent(t)
-	port := nodeenv.FreePort(t)
+	port := nodetest.FreePort(t)
 	pod := webPod("tug", port)
 	a.writeManifest("tug.yaml", pod)
 	m := a.waitRunning("tug", 2*time.Minute)
@@ -59,7 +60,7 @@ func TestMirrorTugOfWar(t *testing.T) {
 	if cs := final.Status.ContainerStatuses[0]; cs.ContainerID != id || cs.RestartCount != 0 {
 		t.Errorf("container %s restartCount %d after the tug-of-war, want %s and 0", cs.ContainerID, cs.RestartCount, id)
 	}
-	if body, err := nodeenv.Get(port, "/"); err != nil || body != answer {
+	if body, err := nodetest.Get(port, "/"); err != nil || body != answer {
 		t.Errorf("the server answers %q (%v), want the same server (%q)", body, err, answer)
 	}
 	a.checkCreates(t, since, deletes)
@@ -82,12 +83,13 @@ func (a *agent) nextMirror(t *testing.T, old types.UID) *corev1.Pod {
 }
 
 // checkCreates reads the audit log: mirrorlet created the mirror exactly
-// once per delete. Mirrors are created by server-side apply (a patch
-// answered 201 Created; a plain create as system:node). A write that met
-// the mirror already there (the reconciler's cache had not yet seen its own
-// create: a create refused with AlreadyExists, or an apply answered 200)
-// made no second mirror; it is counted and allowed rarely (measured 0-2
-// per 100 deletes), not in a loop.
+// once per delete, and deleted it once per graceful delete. Mirrors are
+// created by server-side apply (a patch answered 201 Created; a plain
+// create as system:node). A write that met the mirror already there (a
+// reconcile that read a cache not yet showing mirrorlet's own create: a
+// create refused with AlreadyExists, or an apply answered 200) made no
+// second mirror; it is counted and allowed rarely (0 in 1,200 deletes
+// measured in this session, 0-2 per 100 in the last), not in a loop.
 func (a *agent) checkCreates(t *testing.T, since time.Time, deletes int) {
 	t.Helper()
 	var created, existing, failed int
@@ -104,8 +106,23 @@ func (a *agent) checkCreates(t *testing.T, since time.Time, deletes int) {
 			failed++
 		}
 	}
-	t.Logf("mirrorlet's mirror creates: %d made, %d met the mirror already there, %d failed; its deletes: %d",
-		created, existing, failed, len(writesBy(t, a.user(), "delete", "pods", since)))
+	codes := map[int]int{} // mirrorlet's deletes by response code
+	for _, e := range writesBy(t, a.user(), "delete", "pods", since) {
+		codes[e.ResponseStatus.Code]++
+	}
+	t.Logf("mirrorlet's mirror creates: %d made, %d met the mirror already there, %d failed; its deletes by response code: %v",
+		created, existing, failed, codes)
+	// mirrorlet deletes a mirror deleted gracefully (grace 0, as a kubelet
+	// confirms a pod's end), not one deleted with grace 0: the API server
+	// records that as an update first (seen as a mirror being deleted) and
+	// removes it at once. A stale cache may still cost a delete refused
+	// with NotFound now and then (measured 10-17 per 100 deletes before
+	// mirrorlet left forced deletes alone; 0 after).
+	graceful := deletes - deletes/2
+	if codes[200] < graceful || codes[200] > graceful+deletes/50 || codes[404] > deletes/20 {
+		t.Errorf("mirrorlet's deletes by response code %v for %d graceful deletes: want one each, and hardly any refused", codes, graceful)
+		t.Logf("pod writes:\n%s", writesSince(t, since))
+	}
 	if created != deletes || failed != 0 || existing > deletes/20 {
 		t.Errorf("mirrorlet made %d mirror creates (%d on a mirror already there, %d failed) for %d deletes, want exactly one per delete",
 			created, existing, failed, deletes)
@@ -116,8 +133,12 @@ func (a *agent) checkCreates(t *testing.T, since time.Time, deletes int) {
 func writesSince(t *testing.T, since time.Time) string {
 	var b strings.Builder
 	for _, e := range writesBy(t, "", "", "pods", since.Add(-time.Second)) {
-		fmt.Fprintf(&b, "%s %s %s %s/%s %d\n", e.StageTimestamp.Format("15:04:05.000000"), e.User.Username, e.Verb,
+		fmt.Fprintf(&b, "%s %s %s %s/%s %d", e.StageTimestamp.Format("15:04:05.000000"), e.User.Username, e.Verb,
 			e.ObjectRef.Name, e.ObjectRef.Subresource, e.ResponseStatus.Code)
+		if o := e.RequestObject; e.Verb == "delete" {
+			fmt.Fprintf(&b, " uid=%s grace=%v", o.Preconditions.UID, ptr.Deref(o.GracePeriodSeconds, -1))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -1,4 +1,4 @@
-package nodeenv
+package nodetest
 
 import (
 	"context"
@@ -15,7 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// Eventually polls cond every 100 ms until it holds or timeout passes.
+// Eventually polls cond every 100 ms until it holds, failing the test when
+// timeout passes first. It may be called from a test's cleanup.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true,
@@ -45,9 +46,10 @@ func Get(port int, path string) (string, error) {
 	return string(body), nil
 }
 
-// FreePort returns a TCP port nothing listens on now, never the same one
-// twice in a test binary: the kernel may hand a closed port out again at
-// once, and two host-network pods given the same port crash-loop.
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now,
+// never the same one twice in a test binary: the kernel may hand a closed
+// port out again at once, and two host-network pods given the same port
+// crash-loop.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
