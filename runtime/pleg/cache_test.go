@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/runtime/fake"
 )
 
@@ -173,4 +174,135 @@ func TestRelistPeriodFollowsEventStream(t *testing.T) {
 	if got := rt.Lists(); got != 5 {
 		t.Errorf("%d lists, want 5", got)
 	}
+}
+
+// held is a fake runtime whose listings of one UID (ListPodsOf) wait until
+// the test releases them; it records whether a full relist ever ran
+// meanwhile and how many of that UID's listings ran at once.
+type held struct {
+	*fake.Runtime
+	uid     types.UID
+	entered chan struct{}
+	release chan struct{}
+	// listed receives a value at each full relist (if the test reads it).
+	listed chan struct{}
+
+	mu                 sync.Mutex
+	running, most, all int
+	overlap            bool
+}
+
+func (h *held) ListPodsOf(ctx context.Context, uid types.UID) ([]mruntime.Pod, error) {
+	if uid != h.uid {
+		return h.Runtime.ListPodsOf(ctx, uid)
+	}
+	h.mu.Lock()
+	h.running++
+	h.all++
+	h.most = max(h.most, h.running)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.running--
+		h.mu.Unlock()
+	}()
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.Runtime.ListPodsOf(ctx, uid)
+}
+
+func (h *held) ListPods(ctx context.Context) ([]mruntime.Pod, error) {
+	h.mu.Lock()
+	h.overlap = h.overlap || h.running > 0
+	h.mu.Unlock()
+	select {
+	case h.listed <- struct{}{}:
+	default:
+	}
+	return h.Runtime.ListPods(ctx)
+}
+
+// A pod whose listing is slow (a runtime busy starting 50 pods answers
+// some calls in 100+ ms) holds back no other pod's refresh: the refreshes
+// of different UIDs run in parallel. Those of one UID still run one at a
+// time and in order: a refresh asked for while one runs starts after it.
+func TestSlowRefreshOfOnePodHoldsBackNoOther(t *testing.T) {
+	rt, c := startHeld(t)
+	waitA := make(chan error, 2)
+	markA := c.Mark()
+	go func() { waitA <- c.WaitNewer(t.Context(), markA, "a") }()
+	<-rt.entered // a's refresh runs, held
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitNewer(ctx, c.Mark(), "b"); err != nil {
+		t.Fatalf("refresh of b while a's is held: %v", err)
+	}
+	markA2 := c.Mark() // a again: must be a refresh started after this
+	go func() { waitA <- c.WaitNewer(t.Context(), markA2, "a") }()
+	waitUntil(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.pending["a"] })
+	close(rt.release)
+	for range 2 {
+		if err := <-waitA; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.all != 2 || rt.most != 1 {
+		t.Errorf("listings of a: %d in all, at most %d at once; want 2, one at a time", rt.all, rt.most)
+	}
+}
+
+// A full relist waits for the targeted refreshes that run: it never
+// applies a listing older than theirs.
+func TestRelistWaitsForTargetedRefreshes(t *testing.T) {
+	rt, c := startHeld(t)
+	markA := c.Mark()
+	waitA := make(chan error, 1)
+	go func() { waitA <- c.WaitNewer(t.Context(), markA, "a") }()
+	<-rt.entered
+	markAll := c.Mark()
+	c.request("") // as WaitNewer(markAll) does
+	waitUntil(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return !c.pendingAll })
+	select {
+	case <-rt.listed:
+		t.Fatal("a full relist ran while a targeted refresh ran")
+	case <-time.After(100 * time.Millisecond): // the relist waits: nothing to see
+	}
+	close(rt.release)
+	if err := <-waitA; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNewer(t.Context(), markAll); err != nil {
+		t.Fatal(err)
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.overlap {
+		t.Error("a full relist overlapped a targeted refresh")
+	}
+}
+
+// startHeld runs a cache over a held runtime with pods a and b, listed once.
+func startHeld(t *testing.T) (*held, *Cache) {
+	t.Helper()
+	clk := clocktesting.NewFakeClock(time.Now())
+	rt := &held{Runtime: fake.New(clk), uid: "a", entered: make(chan struct{}, 1), release: make(chan struct{}),
+		listed: make(chan struct{})}
+	c, err := New(Config{Runtime: rt, Clock: clk, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPod(t, rt.Runtime, "a")
+	runPod(t, rt.Runtime, "b")
+	go c.Run(t.Context())
+	waitUntil(t, c.Listed) // Run's first relist; nothing else is pending
+	return rt, c
 }
