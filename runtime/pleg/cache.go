@@ -65,15 +65,6 @@ type Cache struct {
 	lastErr       error
 	pending       map[types.UID]bool
 	pendingAll    bool
-	// inflight holds the UIDs whose targeted refresh runs now (at most one
-	// per UID, so their results apply in order).
-	inflight map[types.UID]bool
-	// relisting excludes full relists (writers) from targeted refreshes
-	// (readers): a relist never interleaves with one and so never applies
-	// a listing older than the one it replaces.
-	relisting sync.RWMutex
-	// refreshes counts the goroutines of targeted refreshes.
-	refreshes sync.WaitGroup
 	// done is closed and replaced at the end of every refresh.
 	done        chan struct{}
 	subscribers map[int]func(Event)
@@ -102,7 +93,7 @@ func New(cfg Config) (*Cache, error) {
 	return &Cache{
 		cfg: cfg, requests: make(chan struct{}, 1),
 		entries: map[types.UID]*entry{}, byKey: map[types.NamespacedName]map[types.UID]bool{},
-		refreshed: map[types.UID]uint64{}, pending: map[types.UID]bool{}, inflight: map[types.UID]bool{},
+		refreshed: map[types.UID]uint64{}, pending: map[types.UID]bool{},
 		done: make(chan struct{}), subscribers: map[int]func(Event){},
 	}, nil
 }
@@ -110,11 +101,8 @@ func New(cfg Config) (*Cache, error) {
 // Run relists until ctx ends: at once, every relist period, and for the
 // UIDs the runtime's Changes name ("": everything) or workers ask for. It
 // is the only reader of the runtime's pod list. When the runtime's event
-// stream goes down, the shorter period applies at once. Targeted refreshes
-// of different UIDs run in parallel (refreshPending); Run waits for them
-// before it returns.
+// stream goes down, the shorter period applies at once.
 func (c *Cache) Run(ctx context.Context) {
-	defer c.refreshes.Wait()
 	c.Relist(ctx)
 	period := c.period()
 	timer := c.cfg.Clock.NewTimer(period)
@@ -165,61 +153,25 @@ func (c *Cache) request(uid types.UID) {
 	}
 }
 
-// refreshPending refreshes what was asked for since the last refresh:
-// everything in one relist, or each UID asked for in a goroutine of its
-// own, so that one pod's slow listing (a runtime busy starting other pods)
-// never holds back another's (the kubelet's pod workers each read their
-// own pod's status). A UID whose refresh runs already is refreshed again
-// by that goroutine when it ends: a refresh asked for must start after the
-// request.
+// refreshPending refreshes what was asked for since the last refresh.
 func (c *Cache) refreshPending(ctx context.Context) {
-	lister, ok := c.cfg.Runtime.(mruntime.UIDLister)
 	c.mu.Lock()
-	if c.pendingAll || !ok || len(c.pending) > 8 {
-		c.pending, c.pendingAll = map[types.UID]bool{}, false
-		c.mu.Unlock()
+	uids := slices.Collect(maps.Keys(c.pending))
+	all := c.pendingAll
+	c.pending, c.pendingAll = map[types.UID]bool{}, false
+	c.mu.Unlock()
+	lister, ok := c.cfg.Runtime.(mruntime.UIDLister)
+	if all || !ok || len(uids) > 8 {
 		c.Relist(ctx)
 		return
 	}
-	var start []types.UID
-	for uid := range c.pending {
-		if !c.inflight[uid] {
-			c.inflight[uid] = true
-			delete(c.pending, uid)
-			start = append(start, uid)
-		}
-	}
-	c.mu.Unlock()
-	for _, uid := range start {
-		c.refreshes.Go(func() { c.refreshLoop(ctx, lister, uid) })
-	}
-}
-
-// refreshLoop refreshes uid until no refresh of it is pending any more.
-func (c *Cache) refreshLoop(ctx context.Context, lister mruntime.UIDLister, uid types.UID) {
-	for {
-		c.relisting.RLock()
+	for _, uid := range uids {
 		c.refreshUID(ctx, lister, uid)
-		c.relisting.RUnlock()
-		c.mu.Lock()
-		again := c.pending[uid] && ctx.Err() == nil
-		if again {
-			delete(c.pending, uid)
-		} else {
-			delete(c.inflight, uid)
-		}
-		c.mu.Unlock()
-		if !again {
-			return
-		}
 	}
 }
 
-// Relist lists the whole runtime once and updates the cache. It waits for
-// the targeted refreshes that run, and holds new ones back meanwhile.
+// Relist lists the whole runtime once and updates the cache.
 func (c *Cache) Relist(ctx context.Context) {
-	c.relisting.Lock()
-	defer c.relisting.Unlock()
 	n, now := c.begin()
 	pods, err := c.cfg.Runtime.ListPods(ctx)
 	if err != nil {

@@ -8,10 +8,7 @@
 // containers of each pod UID), diffs them against the previous ones and
 // calls subscribers with the UIDs that changed, so only the worker of a pod
 // that changed wakes. A relist costs O(pods): one list call and one compare
-// per pod. Targeted refreshes of different pods run in parallel, one at a
-// time per pod, and never alongside a full relist: while a runtime starts
-// 50 pods and answers a listing in 100 ms or more, a pod whose container
-// just started is seen without waiting for the other 49 pods' listings.
+// per pod.
 //
 // Every refresh is numbered when it starts. A pod worker that just acted
 // takes Mark and calls WaitNewer: it returns once a refresh that started
