@@ -42,14 +42,18 @@ func BenchmarkContainerdStartFloor(b *testing.B) {
 	image := registry.Ref("pause")
 	startFloorPods(b, rt, image, 1, 1) // pulls the image, outside the measurement
 	// parallel: how many pods are being started at once (50: all, as
-	// mirrorlet's pod workers do).
-	for _, parallel := range []int{n, 8, 2} {
-		b.Run(fmt.Sprintf("pods=%d/parallel=%d", n, parallel), func(b *testing.B) {
+	// mirrorlet's pod workers do); listers: how many goroutines list the
+	// runtime meanwhile, back to back (mirrorlet's runtime cache: one).
+	for _, run := range []struct{ parallel, listers int }{{n, 0}, {n, 1}, {n, 8}, {8, 0}, {2, 0}} {
+		parallel := run.parallel
+		b.Run(fmt.Sprintf("pods=%d/parallel=%d/listers=%d", n, parallel, run.listers), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				cpu0 := runtimeCPU(b)
+				stop := listRuntime(rt, run.listers)
 				b.StartTimer()
 				took := startFloorPods(b, rt, image, n, parallel)
 				b.StopTimer()
+				b.ReportMetric(float64(stop()), "lists")
 				cpu := runtimeCPU(b) - cpu0
 				slices.Sort(took)
 				b.Logf("%d pods over CRI, %d at once: p50 %s, max %s; containerd + shims + runc CPU %.2fs", n, parallel,
@@ -60,6 +64,31 @@ func BenchmarkContainerdStartFloor(b *testing.B) {
 				removeFloorPods(b, rt)
 			}
 		})
+	}
+}
+
+// listRuntime starts listers goroutines that list the runtime back to back
+// until the returned function is called; it returns the number of lists.
+func listRuntime(rt *cri.Runtime, listers int) func() int {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	lists := 0
+	for range listers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := rt.ListPods(ctx); err == nil {
+					mu.Lock()
+					lists++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	return func() int {
+		cancel()
+		wg.Wait()
+		return lists
 	}
 }
 
