@@ -19,7 +19,9 @@ const sourceEvent = "event"
 
 // Run reports changes on Changes until ctx ends: it follows the runtime's
 // container event stream (CRI GetContainerEvents, containerd ≥ 1.7),
-// reconnecting with back-off. It never lists the runtime: while the stream
+// reconnecting with back-off, and reports the pods whose containers or
+// sandboxes stopped or were deleted (not those mirrorlet created or
+// started: madeByUs). It never lists the runtime: while the stream
 // is not up (a runtime without it, as containerd 1.6, which answers
 // Unimplemented; before the stream is confirmed; after it broke)
 // StreamsEvents is false and the runtime cache (runtime/pleg), the only
@@ -133,8 +135,9 @@ func (r *Runtime) receiveEvents(ctx context.Context) error {
 	}
 }
 
-// handleEvent reports the pod of one event on Changes; events of
-// containers and sandboxes that are not mirrorlet's are dropped.
+// handleEvent reports the pod of one event on Changes when the event says
+// something changed on its own (stopped, deleted); events of containers and
+// sandboxes that are not mirrorlet's are dropped.
 func (r *Runtime) handleEvent(ev *runtimeapi.ContainerEventResponse) {
 	r.metrics.event(ev.ContainerEventType)
 	uid, ok := r.eventUID(ev)
@@ -148,7 +151,25 @@ func (r *Runtime) handleEvent(ev *runtimeapi.ContainerEventResponse) {
 		r.eventUIDs[ev.ContainerId] = uid
 	}
 	r.mu.Unlock()
+	if madeByUs(ev.ContainerEventType) {
+		return
+	}
 	r.report(uid, sourceEvent)
+}
+
+// madeByUs reports whether an event of one of mirrorlet's containers or
+// sandboxes reports what a pod worker just did: only mirrorlet creates and
+// starts them, and the worker that did waits for a refresh of its pod
+// itself (pleg WaitNewer). Changes carries only changes made on their own
+// (mruntime.Runtime), as stops and deletions can be. Refreshing on these
+// too made the runtime cache list the runtime back to back while 50 pods
+// start (two events a sandbox, two a container), and containerd lists
+// everything to answer even a listing of one pod: one back-to-back lister
+// slowed a 50-pod start from ~5.4 s to ~7.6 s (issue 12,
+// BenchmarkContainerdStartFloor listers=1).
+func madeByUs(t runtimeapi.ContainerEventType) bool {
+	return t == runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT ||
+		t == runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT
 }
 
 // eventUID finds the pod UID of an event: from the sandbox's labels, else

@@ -167,7 +167,7 @@ func TestEventsReportPods(t *testing.T) {
 	if uid := nextChange(t, r); uid != "uid-a" {
 		t.Fatalf("change %q, want uid-a (the unmanaged event dropped)", uid)
 	}
-	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c2", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT,
+	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c2", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT,
 		ContainersStatuses: []*runtimeapi.ContainerStatus{{Id: "c2", Labels: map[string]string{LabelManaged: "true", LabelPodUID: "uid-b"}}}}
 	if uid := nextChange(t, r); uid != "uid-b" {
 		t.Fatalf("change %q, want uid-b from the container's labels", uid)
@@ -186,6 +186,38 @@ func TestEventsReportPods(t *testing.T) {
 	if uid := nextChange(t, r); uid != "uid-c" {
 		t.Fatalf("change %q, want uid-c from the listing of c3", uid)
 	}
+}
+
+// TestEventsOfOwnActionsReportNothing: the created and started events of
+// mirrorlet's own containers and sandboxes are not changes (the pod worker
+// that made them refreshes its pod itself): a 50-pod start must not make
+// the runtime cache list the runtime for each of its 200 such events. What
+// they teach (which pod a container ID is) still serves a later event that
+// comes without labels.
+func TestEventsOfOwnActionsReportNothing(t *testing.T) {
+	f := &fakeCRI{events: make(chan *runtimeapi.ContainerEventResponse)}
+	r := startFake(t, f)
+	waitFor(t, "the event stream to be up", r.StreamsEvents)
+	labels := map[string]string{LabelManaged: "true", LabelPodUID: "uid-a"}
+	for _, typ := range []runtimeapi.ContainerEventType{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT,
+		runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT} {
+		f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "sb-a", ContainerEventType: typ,
+			PodSandboxStatus: &runtimeapi.PodSandboxStatus{Labels: labels}}
+		f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c-a", ContainerEventType: typ,
+			ContainersStatuses: []*runtimeapi.ContainerStatus{{Id: "c-a", Labels: labels}}}
+	}
+	// Events arrive in order: the next change is the stop, or one of the
+	// four events above was reported.
+	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c-b", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT,
+		ContainersStatuses: []*runtimeapi.ContainerStatus{{Id: "c-b", Labels: map[string]string{LabelManaged: "true", LabelPodUID: "uid-b"}}}}
+	if uid := nextChange(t, r); uid != "uid-b" {
+		t.Fatalf("change %q, want uid-b (created and started events report nothing)", uid)
+	}
+	f.events <- &runtimeapi.ContainerEventResponse{ContainerId: "c-a", ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT}
+	if uid := nextChange(t, r); uid != "uid-a" {
+		t.Fatalf("change %q, want uid-a (learnt from c-a's started event)", uid)
+	}
+	noLists(t, f)
 }
 
 // TestNoEventStreamNoPolling: against a runtime without GetContainerEvents
