@@ -68,6 +68,8 @@ type Source struct {
 	failing bool
 	// published is true once a snapshot was published.
 	published bool
+	// saver keeps the last good versions (nil without LastGood).
+	saver *saver
 }
 
 // New validates and defaults cfg and returns a Source.
@@ -98,8 +100,12 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("resolving manifest directory %q: %w", cfg.Path, err)
 	}
 	cfg.Path = path
-	return &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, problems: map[string]desired.Problem{},
-		skipped: sets.New[string]()}, nil
+	s := &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, problems: map[string]desired.Problem{},
+		skipped: sets.New[string]()}
+	if cfg.LastGood != nil {
+		s.saver = newSaver(cfg.LastGood, cfg.Log)
+	}
+	return s, nil
 }
 
 // Run scans the directory, publishes, and keeps doing so on every change
@@ -118,6 +124,9 @@ func (s *Source) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.close()
+	if s.saver != nil {
+		defer s.saver.start(ctx)()
+	}
 	s.Rescan()
 	ticker := s.cfg.Clock.NewTicker(s.cfg.CheckFrequency)
 	defer ticker.Stop()
@@ -479,27 +488,20 @@ func (s *Source) restoreAll(err error) desired.Snapshot {
 // forgetRemoved drops the saved version of every manifest no longer in
 // the directory: its pod stops, and must not come back after a restart.
 func (s *Source) forgetRemoved(seen sets.Set[string]) {
-	if s.cfg.LastGood == nil {
+	if s.saver == nil {
 		return
 	}
-	for _, path := range s.cfg.LastGood.Keys() {
-		if seen.Has(path) {
-			continue
-		}
-		if err := s.cfg.LastGood.Delete(path); err != nil {
-			s.cfg.Log.Error(err, "Cannot forget the saved version of a removed manifest", "path", path)
+	for _, path := range s.saver.keys() {
+		if !seen.Has(path) {
+			s.saver.remove(path)
 		}
 	}
 }
 
 // save keeps data as the last good content of path.
 func (s *Source) save(path string, data []byte) {
-	if s.cfg.LastGood == nil {
-		return
-	}
-	if err := s.cfg.LastGood.Put(path, data); err != nil {
-		// The pod runs regardless; only a restart with a bad edit is exposed.
-		s.cfg.Log.Error(err, "Cannot save the last good version of a manifest", "path", path)
+	if s.saver != nil {
+		s.saver.put(path, data)
 	}
 }
 
