@@ -204,8 +204,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("getting node %s: %w", r.cfg.NodeName, err)
 	}
+	seen := mirror
 	mirror, err := r.sync(ctx, sp, mirror, node)
-	r.remember(key, mirror, err)
+	r.remember(key, seen, mirror, err)
 	r.track(key, mirror, node, err)
 	switch {
 	case errors.Is(err, errNameTaken):
@@ -238,14 +239,16 @@ func (r *Reconciler) sync(ctx context.Context, sp *manifest.StaticPod, mirror *c
 	return r.writeStatus(ctx, sp, mirror, node)
 }
 
-// remember records the mirror as the reconcile left it, for the reconciles
-// that run before the cache has it (see written).
-func (r *Reconciler) remember(key types.NamespacedName, mirror *corev1.Pod, err error) {
-	if err != nil {
+// remember records the mirror a write of this reconcile left (not one it
+// only read: the record is a copy of the pod, dropped once the cache has
+// it), for the reconciles that run before the cache has it (see written).
+func (r *Reconciler) remember(key types.NamespacedName, seen, mirror *corev1.Pod, err error) {
+	switch {
+	case err != nil:
 		r.written.forget(key)
-		return
+	case mirror != seen:
+		r.written.record(key, mirror)
 	}
-	r.written.record(key, mirror)
 }
 
 // isRejection reports whether the API server refused a write on its merits
