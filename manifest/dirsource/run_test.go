@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
@@ -213,4 +214,28 @@ func TestDirectoryComesBack(t *testing.T) {
 	})
 	write(t, dir, "a.yaml", pod("a", "i:2"))
 	waitFor(t, "new directory watched", func() bool { snap, _ := rec.last(); return has(snap, "a", "i:2") })
+}
+
+// A burst of manifests renamed into place, all read at once, ends
+// without a full rescan (which would read every manifest again).
+func TestBurstReadAtOnceNeedsNoRescan(t *testing.T) {
+	dir := t.TempDir()
+	clk, rec := runFake(t, dir)
+	for _, name := range []string{"a", "b", "c"} {
+		tmp := filepath.Join(dir, "."+name+".yaml.tmp")
+		write(t, dir, "."+name+".yaml.tmp", pod(name, "i:1"))
+		if err := os.Rename(tmp, filepath.Join(dir, name+".yaml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all three published", func() bool { snap, _ := rec.last(); return len(snap.Pods) == 3 })
+	_, n := rec.last()
+	clk.Step(time.Second) // ends the burst
+	// A rescan would publish within moments: watch for one for 300 ms.
+	err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, 300*time.Millisecond, true,
+		func(context.Context) (bool, error) { _, m := rec.last(); return m != n, nil })
+	if err == nil {
+		_, m := rec.last()
+		t.Errorf("%d publishes after the burst ended, want none: the burst ended with a rescan", m-n)
+	}
 }

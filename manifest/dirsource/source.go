@@ -115,9 +115,10 @@ func New(cfg Config) (*Source, error) {
 // renamed into place) is read at once, unless it already was in this
 // burst of changes; every other change (a file created or still being
 // written, removed, renamed away, its mode changed) waits for the
-// debounce and a full rescan, which also follows every burst. A file
-// read at once that does not load is not reported: the rescan after the
-// burst reads it again and reports it if it is still bad.
+// debounce and a full rescan after the burst (a burst of changes all
+// read at once needs none). A file read at once that does not load is
+// not reported: the rescan after the burst reads it again and reports it
+// if it is still bad.
 func (s *Source) Run(ctx context.Context) error {
 	w, err := newWatch(s.cfg.Path)
 	if err != nil {
@@ -150,8 +151,9 @@ func (s *Source) Run(ctx context.Context) error {
 			s.cfg.Log.Error(err, "File watcher error, rescanning", "path", s.cfg.Path)
 			s.Rescan()
 		case <-d.fired():
-			d.done()
-			s.Rescan()
+			if d.done() {
+				s.Rescan()
+			}
 		case <-ticker.C():
 			w.ensure()
 			s.Rescan()
@@ -175,9 +177,9 @@ func (s *Source) changed(events []*inotify.Event, d *debouncer) {
 			if !slices.Contains(now, ev.Name) {
 				now = append(now, ev.Name)
 			}
-			d.poke()
+			d.poke(false)
 		default:
-			d.poke()
+			d.poke(true)
 		}
 	}
 	if len(now) == 0 {
@@ -186,7 +188,13 @@ func (s *Source) changed(events []*inotify.Event, d *debouncer) {
 	if d.read == nil {
 		d.read = sets.New[string]()
 	}
-	if s.readNow(now, d.read) {
+	changed := s.readNow(now, d.read)
+	for _, path := range now {
+		if !d.read.Has(path) {
+			d.poke(true) // not read: the rescan reads it and reports it if still bad
+		}
+	}
+	if changed {
 		s.published = true
 		s.cfg.Publish(s.snapshot())
 	}
@@ -330,9 +338,15 @@ type debouncer struct {
 	// read holds the manifests read at once in this burst: a further
 	// write waits for the rescan that ends the burst.
 	read sets.Set[string]
+	// dirty is true when the burst had a change not read at once: the
+	// burst ends with a rescan only then.
+	dirty bool
 }
 
-func (d *debouncer) poke() {
+// poke starts a burst or extends it; dirty says the change was not read
+// at once.
+func (d *debouncer) poke(dirty bool) {
+	d.dirty = d.dirty || dirty
 	now := d.clock.Now()
 	if d.burstStart.IsZero() {
 		d.burstStart = now
@@ -360,9 +374,11 @@ func (d *debouncer) fired() <-chan time.Time {
 	return d.timer.C()
 }
 
-func (d *debouncer) done() {
-	d.burstStart = time.Time{}
-	d.read = nil
+// done ends the burst and reports whether it needs a rescan.
+func (d *debouncer) done() bool {
+	dirty := d.dirty
+	d.burstStart, d.read, d.dirty = time.Time{}, nil, false
+	return dirty
 }
 
 // Rescan reads the whole directory and publishes a snapshot, unless the
