@@ -70,6 +70,8 @@ type Source struct {
 	published bool
 	// saver keeps the last good versions (nil without LastGood).
 	saver *saver
+	// out publishes: Config.Publish, or while Run runs a publisher.
+	out func(desired.Snapshot)
 }
 
 // New validates and defaults cfg and returns a Source.
@@ -105,6 +107,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.LastGood != nil {
 		s.saver = newSaver(cfg.LastGood, cfg.Log)
 	}
+	s.out = cfg.Publish
 	return s, nil
 }
 
@@ -128,6 +131,12 @@ func (s *Source) Run(ctx context.Context) error {
 	if s.saver != nil {
 		defer s.saver.start(ctx)()
 	}
+	p, stop := startPublisher(s.cfg.Publish)
+	s.out = p.offer
+	defer func() {
+		s.out = s.cfg.Publish
+		stop()
+	}()
 	s.Rescan()
 	ticker := s.cfg.Clock.NewTicker(s.cfg.CheckFrequency)
 	defer ticker.Stop()
@@ -196,7 +205,7 @@ func (s *Source) changed(events []*inotify.Event, d *debouncer) {
 	}
 	if changed {
 		s.published = true
-		s.cfg.Publish(s.snapshot())
+		s.out(s.snapshot())
 	}
 }
 
@@ -393,7 +402,7 @@ func (s *Source) Rescan() {
 		if !s.published && s.cfg.LastGood != nil {
 			// At start: run what ran before the restart.
 			s.published = true
-			s.cfg.Publish(s.restoreAll(fmt.Errorf("manifest directory %s: %w", s.cfg.Path, err)))
+			s.out(s.restoreAll(fmt.Errorf("manifest directory %s: %w", s.cfg.Path, err)))
 		}
 		return
 	}
@@ -402,7 +411,7 @@ func (s *Source) Rescan() {
 		s.failing = false
 	}
 	s.published = true
-	s.cfg.Publish(s.scan(entries))
+	s.out(s.scan(entries))
 }
 
 func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
