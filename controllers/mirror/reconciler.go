@@ -51,6 +51,9 @@ type Config struct {
 	Clock   clock.Clock
 	// LogDir, when set, adds the LogsWritable condition to every mirror.
 	LogDir LogDirStatus
+	// CacheVersion tells how far the pod cache is; default (nil): read
+	// from the manager's pod informer in SetupWithManager.
+	CacheVersion CacheVersion
 	// Workers is how many mirrors are written at once (each key by one
 	// worker at a time): mirror writes wait on the API server, so they run
 	// in parallel, as the kubelet writes mirrors from its per-pod workers;
@@ -71,6 +74,8 @@ type Reconciler struct {
 	// mutated holds, by key, the mirrors admission changed on mirrorlet's
 	// last write (see settle).
 	mutated sync.Map
+	// written holds mirrorlet's writes the cache has not received yet.
+	written written
 }
 
 // New validates and defaults cfg and returns a Reconciler.
@@ -100,12 +105,21 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
-	return &Reconciler{cfg: cfg}, nil
+	return &Reconciler{cfg: cfg, written: written{version: cfg.CacheVersion}}, nil
 }
 
 // SetupWithManager registers the reconciler. The manager's cache must be
 // scoped to pods with spec.nodeName of this node and to this Node.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.written.version == nil {
+		inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{})
+		if err != nil {
+			return fmt.Errorf("getting the pod informer: %w", err)
+		}
+		if v, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
+			r.written.version = v.LastSyncResourceVersion
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("mirror").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.Workers}).
@@ -167,7 +181,7 @@ func (r *Reconciler) allKeys(context.Context, client.Object) []reconcile.Request
 // Reconcile brings one mirror in line with the node.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := req.NamespacedName
-	var mirror *corev1.Pod
+	var cached *corev1.Pod
 	pod := &corev1.Pod{}
 	switch err := r.cfg.Client.Get(ctx, key, pod); {
 	case apierrors.IsNotFound(err):
@@ -178,10 +192,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// removing it now, and its delete event brings the create.
 		return reconcile.Result{}, nil
 	default:
-		mirror = pod
+		cached = pod
 	}
+	mirror, behind := r.written.view(key, cached)
 	sp, ok := r.cfg.Desired.Get(key)
 	if !ok {
+		r.written.forget(key)
 		return r.deleteOrphan(ctx, mirror)
 	}
 	node := &corev1.Node{}
@@ -192,16 +208,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("getting node %s: %w", r.cfg.NodeName, err)
 	}
-	var err error
-	if mirror != nil && !isMirror(mirror) {
-		// A pod bound to this node under the mirror's name: never ours.
-		mirror, err = nil, nameTaken(mirror)
-	} else {
-		mirror, err = r.ensureMirror(ctx, mirror, Build(sp, node))
-	}
-	if err == nil && mirror != nil {
-		err = r.writeStatus(ctx, sp, mirror, node)
-	}
+	seen := mirror
+	mirror, err := r.sync(ctx, sp, mirror, node)
+	r.remember(key, seen, mirror, err)
 	r.track(key, mirror, node, err)
 	switch {
 	case errors.Is(err, errNameTaken):
@@ -212,8 +221,38 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Retrying at once will not help; the static pod keeps running.
 		log.FromContext(ctx).Error(err, "API server refused the mirror pod; retrying later", "pod", key)
 		return reconcile.Result{RequeueAfter: 30 * time.Second}, nil
+	case err == nil && behind:
+		// Read the cache again once it has had time to catch up: a
+		// watch broken meanwhile may never bring this key's write.
+		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
 	return reconcile.Result{}, err
+}
+
+// sync writes the mirror and its status so that they match sp, and
+// returns the mirror as it now is.
+func (r *Reconciler) sync(ctx context.Context, sp *manifest.StaticPod, mirror *corev1.Pod, node *corev1.Node) (*corev1.Pod, error) {
+	if mirror != nil && !isMirror(mirror) {
+		// A pod bound to this node under the mirror's name: never ours.
+		return nil, nameTaken(mirror)
+	}
+	mirror, err := r.ensureMirror(ctx, mirror, Build(sp, node))
+	if err != nil || mirror == nil {
+		return mirror, err
+	}
+	return r.writeStatus(ctx, sp, mirror, node)
+}
+
+// remember records the mirror a write of this reconcile left (not one it
+// only read: the record is a copy of the pod, dropped once the cache has
+// it), for the reconciles that run before the cache has it (see written).
+func (r *Reconciler) remember(key types.NamespacedName, seen, mirror *corev1.Pod, err error) {
+	switch {
+	case err != nil:
+		r.written.forget(key)
+	case mirror != seen:
+		r.written.record(key, mirror)
+	}
 }
 
 // isRejection reports whether the API server refused a write on its merits
@@ -401,14 +440,15 @@ func (r *Reconciler) delete(ctx context.Context, mirror *corev1.Pod) error {
 	return nil
 }
 
-// writeStatus writes the mirror's status when what runs differs from it.
-func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mirror *corev1.Pod, node *corev1.Node) error {
+// writeStatus writes the mirror's status when what runs differs from it,
+// and returns the mirror as it now is.
+func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mirror *corev1.Pod, node *corev1.Node) (*corev1.Pod, error) {
 	state, ok := r.cfg.States.Get(sp.Key())
 	if !ok && mirror.Status.Phase != "" {
 		// Not known yet (mirrorlet just started, the runtime does not
 		// answer): the mirror keeps what it shows rather than going back
 		// to Pending. A new mirror shows Pending at once.
-		return nil
+		return mirror, nil
 	}
 	if ok && state.UID != sp.Pod.UID {
 		state, ok = podstate.State{}, false // the runtime still runs the old version
@@ -421,20 +461,20 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 		logDir:      r.cfg.LogDir,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
-		return nil
+		return mirror, nil
 	}
 	updated := mirror.DeepCopy()
 	updated.Status = st
 	if err := r.cfg.Client.Status().Patch(ctx, updated, client.MergeFrom(mirror)); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil // deleted meanwhile; its delete event brings us back
+			return nil, nil // deleted meanwhile; its delete event brings us back
 		}
 		mirrorWrites.WithLabelValues("status", "error").Inc()
-		return fmt.Errorf("writing status of mirror pod %s: %w", sp.Key(), err)
+		return nil, fmt.Errorf("writing status of mirror pod %s: %w", sp.Key(), err)
 	}
 	mirrorWrites.WithLabelValues("status", "ok").Inc()
 	r.recordEvents(updated, mirror.Status, st)
-	return nil
+	return updated, nil
 }
 
 func nodeIP(node *corev1.Node) string {

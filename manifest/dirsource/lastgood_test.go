@@ -1,6 +1,7 @@
 package dirsource
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,5 +116,35 @@ func TestRemovedManifestIsForgotten(t *testing.T) {
 	s.Rescan()
 	if snap, _ := rec.last(); !slices.Equal(names(snap), []string{"a-n1"}) {
 		t.Errorf("pods %v, want only a", names(snap))
+	}
+}
+
+// While Run runs, saves are made after the publish, off its path; what
+// Run read is on disk when it returns, and a manifest added and removed
+// in between is not.
+func TestRunSavesLastGoodByItsEnd(t *testing.T) {
+	dir, storeDir := t.TempDir(), t.TempDir()
+	s, rec := restarted(t, dir, storeDir)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, "initial scan", func() bool { _, n := rec.last(); return n == 1 })
+	write(t, dir, "web.yaml", pod("web", "nginx:1.27"))
+	write(t, dir, "gone.yaml", pod("gone", "nginx:1.27"))
+	waitFor(t, "both published", func() bool { snap, _ := rec.last(); return len(snap.Pods) == 2 })
+	if err := os.Remove(filepath.Join(dir, "gone.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "removal published", func() bool { snap, _ := rec.last(); return len(snap.Pods) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	store, err := lastgood.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := store.Keys(), []string{filepath.Join(dir, "web.yaml")}; !slices.Equal(got, want) {
+		t.Errorf("saved %v, want %v", got, want)
 	}
 }

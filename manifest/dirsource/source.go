@@ -6,17 +6,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/inotify"
 
 	"github.com/mirrorlet/mirrorlet/filesafety"
 	"github.com/mirrorlet/mirrorlet/manifest"
@@ -58,6 +59,8 @@ type Source struct {
 	cfg Config
 	// last holds the last good static pod of every file, by path.
 	last map[string]*manifest.StaticPod
+	// problems holds the problem of every file that did not load, by path.
+	problems map[string]desired.Problem
 	// skipped remembers files already logged as skipped.
 	skipped sets.Set[string]
 	// failing is true while the directory cannot be read, so the error is
@@ -65,6 +68,10 @@ type Source struct {
 	failing bool
 	// published is true once a snapshot was published.
 	published bool
+	// saver keeps the last good versions (nil without LastGood).
+	saver *saver
+	// out publishes: Config.Publish, or while Run runs a publisher.
+	out func(desired.Snapshot)
 }
 
 // New validates and defaults cfg and returns a Source.
@@ -95,17 +102,41 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("resolving manifest directory %q: %w", cfg.Path, err)
 	}
 	cfg.Path = path
-	return &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, skipped: sets.New[string]()}, nil
+	s := &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, problems: map[string]desired.Problem{},
+		skipped: sets.New[string]()}
+	if cfg.LastGood != nil {
+		s.saver = newSaver(cfg.LastGood, cfg.Log)
+	}
+	s.out = cfg.Publish
+	return s, nil
 }
 
 // Run scans the directory, publishes, and keeps doing so on every change
 // until ctx ends. It returns nil when ctx ends.
+//
+// A manifest whose writer is done with it (closed after writing, or
+// renamed into place) is read at once, unless it already was in this
+// burst of changes; every other change (a file created or still being
+// written, removed, renamed away, its mode changed) waits for the
+// debounce and a full rescan after the burst (a burst of changes all
+// read at once needs none). A file read at once that does not load is
+// not reported: the rescan after the burst reads it again and reports it
+// if it is still bad.
 func (s *Source) Run(ctx context.Context) error {
 	w, err := newWatch(s.cfg.Path)
 	if err != nil {
 		return err
 	}
 	defer w.close()
+	if s.saver != nil {
+		defer s.saver.start(ctx)()
+	}
+	p, stop := startPublisher(s.cfg.Publish)
+	s.out = p.offer
+	defer func() {
+		s.out = s.cfg.Publish
+		stop()
+	}()
 	s.Rescan()
 	ticker := s.cfg.Clock.NewTicker(s.cfg.CheckFrequency)
 	defer ticker.Stop()
@@ -117,21 +148,21 @@ func (s *Source) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.watcher.Events:
+		case ev, ok := <-w.watcher.Event:
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			w.seen(ev)
-			d.poke()
-		case err, ok := <-w.watcher.Errors:
+			s.changed(w.drain(ev), d)
+		case err, ok := <-w.watcher.Error:
 			if !ok {
 				return errors.New("file watcher closed")
 			}
 			s.cfg.Log.Error(err, "File watcher error, rescanning", "path", s.cfg.Path)
 			s.Rescan()
 		case <-d.fired():
-			d.done()
-			s.Rescan()
+			if d.done() {
+				s.Rescan()
+			}
 		case <-ticker.C():
 			w.ensure()
 			s.Rescan()
@@ -143,16 +174,111 @@ func (s *Source) Run(ctx context.Context) error {
 	}
 }
 
+// changed acts on a batch of inotify events: the manifests they show
+// complete and not yet read in this burst are read and published at
+// once; any other change waits for the rescan after the burst.
+func (s *Source) changed(events []*inotify.Event, d *debouncer) {
+	var now []string
+	for _, ev := range events {
+		switch kind := s.kindOf(ev); {
+		case kind == ignored:
+		case kind == complete && !d.read.Has(ev.Name):
+			if !slices.Contains(now, ev.Name) {
+				now = append(now, ev.Name)
+			}
+			d.poke(false)
+		default:
+			d.poke(true)
+		}
+	}
+	if len(now) == 0 {
+		return
+	}
+	if d.read == nil {
+		d.read = sets.New[string]()
+	}
+	changed := s.readNow(now, d.read)
+	for _, path := range now {
+		if !d.read.Has(path) {
+			d.poke(true) // not read: the rescan reads it and reports it if still bad
+		}
+	}
+	if changed {
+		s.published = true
+		s.out(s.snapshot())
+	}
+}
+
+// eventKind classifies an inotify event.
+type eventKind int
+
+const (
+	// ignored: a file that is not a manifest (a writer's temporary file).
+	ignored eventKind = iota
+	// complete: a manifest its writer is done with (IN_CLOSE_WRITE,
+	// IN_MOVED_TO): its content can be read now.
+	complete
+	// pending: any other change, seen by the rescan after the burst.
+	pending
+)
+
+func (s *Source) kindOf(ev *inotify.Event) eventKind {
+	if filepath.Dir(ev.Name) != s.cfg.Path {
+		return pending // the directory itself
+	}
+	if !IsManifestName(filepath.Base(ev.Name)) {
+		return ignored
+	}
+	if ev.Mask&(inotify.InCloseWrite|inotify.InMovedTo) != 0 && ev.Mask&inotify.InIsdir == 0 {
+		return complete
+	}
+	return pending
+}
+
+// readNow reads the manifests in paths, adds those it read to read, and
+// reports whether one of them changed the snapshot. One that cannot be
+// read or loaded is left to its next write or the rescan after the burst
+// (it may be mid-way through an editor's save, or truncated by a writer
+// that is at it again).
+func (s *Source) readNow(paths []string, read sets.Set[string]) bool {
+	if s.failing || !s.published || s.checkPermissions(s.cfg.Path, filesafety.CheckManifestDir) != nil {
+		return false
+	}
+	changed := false
+	for _, path := range paths {
+		if s.checkPermissions(path, filesafety.CheckManifest) != nil {
+			continue
+		}
+		sp, err := s.load(path)
+		if err != nil {
+			continue
+		}
+		read.Insert(path)
+		_, bad := s.problems[path]
+		if s.last[path] != sp || bad {
+			changed = true
+		}
+		s.last[path] = sp
+		delete(s.problems, path)
+	}
+	return changed
+}
+
 // watch is an inotify watch of the manifest directory that is set up again
 // when the directory comes back after it was removed.
 type watch struct {
 	path     string
-	watcher  *fsnotify.Watcher
+	watcher  *inotify.Watcher
 	watching bool
 }
 
+// watchFlags are the changes of the directory's entries the source
+// follows, and the directory's own removal.
+const watchFlags = inotify.InCreate | inotify.InModify | inotify.InAttrib | inotify.InCloseWrite |
+	inotify.InMovedFrom | inotify.InMovedTo | inotify.InDelete | inotify.InDeleteSelf | inotify.InMoveSelf
+
 func newWatch(path string) (*watch, error) {
-	watcher, err := fsnotify.NewWatcher()
+	watcher, err := inotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("creating file watcher: %w", err)
 	}
@@ -167,17 +293,49 @@ func (w *watch) ensure() bool {
 	if w.watching {
 		return false
 	}
-	w.watching = w.watcher.Add(w.path) == nil
+	_ = w.watcher.RemoveWatch(w.path) // forget a watch the kernel dropped
+	w.watching = w.watcher.AddWatch(w.path, watchFlags) == nil
 	return w.watching
 }
 
-func (w *watch) seen(ev fsnotify.Event) {
-	if ev.Name == w.path && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+// drain returns ev and every event already waiting after it, so that a
+// burst is handled as one batch.
+func (w *watch) drain(ev *inotify.Event) []*inotify.Event {
+	events := []*inotify.Event{ev}
+	w.seen(ev)
+	for {
+		select {
+		case ev, ok := <-w.watcher.Event:
+			if !ok {
+				return events
+			}
+			w.seen(ev)
+			events = append(events, ev)
+		default:
+			return events
+		}
+	}
+}
+
+func (w *watch) seen(ev *inotify.Event) {
+	if ev.Name == w.path && ev.Mask&(inotify.InDeleteSelf|inotify.InMoveSelf|inotify.InIgnored) != 0 {
 		w.watching = false
 	}
 }
 
-func (w *watch) close() { _ = w.watcher.Close() }
+// close stops the watcher. Its reader goroutine ends on the next event
+// read after Close; with no watch left, a watch of the parent directory,
+// removed by Close, makes that event.
+func (w *watch) close() {
+	if !w.watching {
+		_ = w.watcher.AddWatch(filepath.Dir(w.path), inotify.InDeleteSelf)
+	}
+	go func() {
+		for range w.watcher.Event { // unblock a send under way
+		}
+	}()
+	_ = w.watcher.Close()
+}
 
 // debouncer fires once changes have been quiet for quiet, or max after the
 // first change of a burst, whichever comes first. One timer does both.
@@ -186,9 +344,18 @@ type debouncer struct {
 	quiet, max time.Duration
 	timer      clock.Timer
 	burstStart time.Time // zero: no burst under way
+	// read holds the manifests read at once in this burst: a further
+	// write waits for the rescan that ends the burst.
+	read sets.Set[string]
+	// dirty is true when the burst had a change not read at once: the
+	// burst ends with a rescan only then.
+	dirty bool
 }
 
-func (d *debouncer) poke() {
+// poke starts a burst or extends it; dirty says the change was not read
+// at once.
+func (d *debouncer) poke(dirty bool) {
+	d.dirty = d.dirty || dirty
 	now := d.clock.Now()
 	if d.burstStart.IsZero() {
 		d.burstStart = now
@@ -216,7 +383,12 @@ func (d *debouncer) fired() <-chan time.Time {
 	return d.timer.C()
 }
 
-func (d *debouncer) done() { d.burstStart = time.Time{} }
+// done ends the burst and reports whether it needs a rescan.
+func (d *debouncer) done() bool {
+	dirty := d.dirty
+	d.burstStart, d.read, d.dirty = time.Time{}, nil, false
+	return dirty
+}
 
 // Rescan reads the whole directory and publishes a snapshot, unless the
 // directory cannot be read.
@@ -230,7 +402,7 @@ func (s *Source) Rescan() {
 		if !s.published && s.cfg.LastGood != nil {
 			// At start: run what ran before the restart.
 			s.published = true
-			s.cfg.Publish(s.restoreAll(fmt.Errorf("manifest directory %s: %w", s.cfg.Path, err)))
+			s.out(s.restoreAll(fmt.Errorf("manifest directory %s: %w", s.cfg.Path, err)))
 		}
 		return
 	}
@@ -239,14 +411,13 @@ func (s *Source) Rescan() {
 		s.failing = false
 	}
 	s.published = true
-	s.cfg.Publish(s.scan(entries))
+	s.out(s.scan(entries))
 }
 
 func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
-	var snap desired.Snapshot
 	seen := sets.New[string]()
+	s.problems = map[string]desired.Problem{}
 	dirErr := s.checkPermissions(s.cfg.Path, filesafety.CheckManifestDir)
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	for _, e := range entries {
 		if !s.wanted(e.Name()) {
 			continue
@@ -262,22 +433,11 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 			sp, loadErr = s.load(path)
 		}
 		if loadErr != nil {
-			prev := s.last[path]
-			if prev == nil {
-				prev = s.restore(path)
-			}
-			p := desired.Problem{Origin: path, Err: loadErr}
-			if prev != nil {
-				p.Key = prev.Key()
-				sp = prev // keep the last good version running
-			}
-			snap.Problems = append(snap.Problems, p)
-			if sp == nil {
-				continue
-			}
+			sp = s.failed(path, loadErr)
 		}
-		s.last[path] = sp
-		snap.Pods = append(snap.Pods, sp)
+		if sp != nil {
+			s.last[path] = sp
+		}
 	}
 	for path := range s.last {
 		if !seen.Has(path) {
@@ -285,6 +445,34 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 		}
 	}
 	s.forgetRemoved(seen)
+	return s.snapshot()
+}
+
+// failed records the problem of a manifest that did not load and returns
+// its last good version to keep running, or nil.
+func (s *Source) failed(path string, err error) *manifest.StaticPod {
+	prev := s.last[path]
+	if prev == nil {
+		prev = s.restore(path)
+	}
+	p := desired.Problem{Origin: path, Err: err}
+	if prev != nil {
+		p.Key = prev.Key()
+	}
+	s.problems[path] = p
+	return prev
+}
+
+// snapshot is what the source provides now: every manifest's pod (or its
+// last good version) and every problem, in file name order.
+func (s *Source) snapshot() desired.Snapshot {
+	var snap desired.Snapshot
+	for _, path := range slices.Sorted(maps.Keys(s.last)) {
+		snap.Pods = append(snap.Pods, s.last[path])
+	}
+	for _, path := range slices.Sorted(maps.Keys(s.problems)) {
+		snap.Problems = append(snap.Problems, s.problems[path])
+	}
 	return snap
 }
 
@@ -325,27 +513,20 @@ func (s *Source) restoreAll(err error) desired.Snapshot {
 // forgetRemoved drops the saved version of every manifest no longer in
 // the directory: its pod stops, and must not come back after a restart.
 func (s *Source) forgetRemoved(seen sets.Set[string]) {
-	if s.cfg.LastGood == nil {
+	if s.saver == nil {
 		return
 	}
-	for _, path := range s.cfg.LastGood.Keys() {
-		if seen.Has(path) {
-			continue
-		}
-		if err := s.cfg.LastGood.Delete(path); err != nil {
-			s.cfg.Log.Error(err, "Cannot forget the saved version of a removed manifest", "path", path)
+	for _, path := range s.saver.keys() {
+		if !seen.Has(path) {
+			s.saver.remove(path)
 		}
 	}
 }
 
 // save keeps data as the last good content of path.
 func (s *Source) save(path string, data []byte) {
-	if s.cfg.LastGood == nil {
-		return
-	}
-	if err := s.cfg.LastGood.Put(path, data); err != nil {
-		// The pod runs regardless; only a restart with a bad edit is exposed.
-		s.cfg.Log.Error(err, "Cannot save the last good version of a manifest", "path", path)
+	if s.saver != nil {
+		s.saver.put(path, data)
 	}
 }
 
