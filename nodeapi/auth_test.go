@@ -36,6 +36,7 @@ func TestAttributes(t *testing.T) {
 		{"GET", "/pods", "get", []string{"pods", "proxy"}},
 		{"GET", "/healthz", "get", []string{"healthz", "proxy"}},
 		{"GET", "/healthz/ping", "get", []string{"healthz", "proxy"}},
+		{"GET", "/debug/pprof/heap", "get", []string{"proxy"}},
 		{"GET", "/podsX", "get", []string{"proxy"}},
 		{"GET", "/statsfoo", "get", []string{"proxy"}},
 		{"GET", "/executor", "get", []string{"proxy"}},

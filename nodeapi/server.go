@@ -57,6 +57,10 @@ type Config struct {
 	// Handlers plugged in by other packages; nil answers 501. They read
 	// r.PathValue("podNamespace"), "podID" and "containerName".
 	Exec, Attach, PortForward, StatsSummary, ResourceMetrics http.Handler
+	// EnableProfilingHandler serves Go's profiles under /debug/pprof/
+	// (the kubelet's enableProfilingHandler), authorised as nodes/proxy;
+	// when false that path answers 405, as the kubelet's does.
+	EnableProfilingHandler bool
 	// FollowInterval is how often a followed log is read; 0: podlogs'
 	// default.
 	FollowInterval time.Duration
@@ -108,6 +112,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /stats/summary", orNotImplemented(s.cfg.StatsSummary, "stats/summary"))
 	mux.Handle("GET /metrics/resource", orNotImplemented(s.cfg.ResourceMetrics, "metrics/resource"))
 	mux.HandleFunc("GET /pods", s.servePods)
+	mux.Handle("GET "+pprofBasePath, s.profilingHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))

@@ -132,6 +132,12 @@ func (fl *agentFlags) bindNodeAPI(cmd *cobra.Command, add func(group, kubelet, n
 		"client-ca-file", "anonymous-auth", "authentication-token-webhook"} {
 		add(groupNodeAPI, "--"+name, name)
 	}
+	f.BoolVar(c.EnableProfilingHandler, "enable-profiling-handler", *c.EnableProfilingHandler,
+		"Serve Go's profiles under /debug/pprof/ on the node API, to callers allowed get on nodes/proxy.")
+	add(groupNodeAPI, "enableProfilingHandler (config file)", "enable-profiling-handler")
+	f.BoolVar(&c.EnableContentionProfiling, "contention-profiling", c.EnableContentionProfiling,
+		"Record where goroutines block (block profile), with --enable-profiling-handler.")
+	add(groupNodeAPI, "--contention-profiling", "contention-profiling")
 }
 
 // options merges the config file (if any) under the flags given and returns
@@ -166,6 +172,7 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 			Address: c.Address, Port: int(*c.Port), TLSCertFile: c.TLSCertFile, TLSPrivateKeyFile: c.TLSPrivateKeyFile,
 			RotateServerCertificates: c.RotateServerCertificates, ClientCAFile: c.Authentication.X509.ClientCAFile,
 			AnonymousAuth: *c.Authentication.Anonymous.Enabled, WebhookAuth: *c.Authentication.Webhook.Enabled,
+			EnableProfilingHandler: *c.EnableProfilingHandler, EnableContentionProfiling: c.EnableContentionProfiling,
 		},
 		KubeconfigPath: c.Kubeconfig, AllowInsecureManifestPermissions: c.AllowInsecureManifestPermissions,
 		ManifestURLAllowHTTP: c.StaticPodURLAllowHTTP, RotateCertificates: c.RotateCertificates,

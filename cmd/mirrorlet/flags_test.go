@@ -91,21 +91,23 @@ func TestNodeAPIFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := opts.NodeAPI; o.Port != 10250 || o.Address != "0.0.0.0" || o.AnonymousAuth || !o.WebhookAuth || opts.NodeIP != "" {
+	if o := opts.NodeAPI; o.Port != 10250 || o.Address != "0.0.0.0" || o.AnonymousAuth || !o.WebhookAuth || opts.NodeIP != "" ||
+		o.EnableProfilingHandler || o.EnableContentionProfiling {
 		t.Fatalf("defaults %+v node IP %q", o, opts.NodeIP)
 	}
 	fl = newAgentFlags()
 	cmd = newAgentCommand(fl)
 	if err := cmd.ParseFlags([]string{"--port", "10350", "--address", "127.0.0.1", "--node-ip", "10.1.2.3",
 		"--client-ca-file", "/ca", "--anonymous-auth", "--authentication-token-webhook=false", "--rotate-server-certificates",
-		"--tls-cert-file", "/c", "--tls-private-key-file", "/k"}); err != nil {
+		"--tls-cert-file", "/c", "--tls-private-key-file", "/k", "--enable-profiling-handler", "--contention-profiling"}); err != nil {
 		t.Fatal(err)
 	}
 	if opts, _, err = fl.options(cmd.Flags()); err != nil {
 		t.Fatal(err)
 	}
 	want := app.NodeAPIOptions{Address: "127.0.0.1", Port: 10350, TLSCertFile: "/c", TLSPrivateKeyFile: "/k",
-		RotateServerCertificates: true, ClientCAFile: "/ca", AnonymousAuth: true}
+		RotateServerCertificates: true, ClientCAFile: "/ca", AnonymousAuth: true,
+		EnableProfilingHandler: true, EnableContentionProfiling: true}
 	if opts.NodeAPI != want || opts.NodeIP != "10.1.2.3" {
 		t.Fatalf("options %+v node IP %q, want %+v", opts.NodeAPI, opts.NodeIP, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (a *agent) setupNodeAPI(ctx context.Context, g *errgroup.Group) error {
 	cfg := nodeapi.Config{
 		NodeName: a.opts.NodeName, Address: o.Address, Port: o.Port, GetCertificate: certs.GetCertificate,
 		Authenticator: auth.Authenticator, Authorizer: auth.Authorizer, Pods: nodePods{a}, PodLogsDir: logsDir,
-		Log: a.opts.Log.WithName("nodeapi"),
+		EnableProfilingHandler: o.EnableProfilingHandler, Log: a.opts.Log.WithName("nodeapi"),
 	}
 	if err := a.addStreamingHandlers(&cfg); err != nil {
 		return err
@@ -61,6 +62,10 @@ func (a *agent) setupNodeAPI(ctx context.Context, g *errgroup.Group) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("node API: listening on %s (--address, --port; 0 disables): %w", addr, err)
+	}
+	if o.EnableProfilingHandler && o.EnableContentionProfiling {
+		// As the kubelet: every blocking event is recorded (rate 1).
+		goruntime.SetBlockProfileRate(1)
 	}
 	g.Go(func() error { auth.Run(ctx); return nil })
 	g.Go(func() error { certs.Run(ctx); return nil })

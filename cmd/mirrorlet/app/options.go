@@ -104,6 +104,13 @@ type NodeAPIOptions struct {
 	ClientCAFile  string
 	AnonymousAuth bool
 	WebhookAuth   bool
+	// EnableProfilingHandler serves Go's profiles under /debug/pprof/ on
+	// the node API, to callers allowed nodes/proxy (kubelet:
+	// enableProfilingHandler). EnableContentionProfiling also records
+	// where goroutines block (kubelet: enableContentionProfiling); it
+	// takes effect only with EnableProfilingHandler.
+	EnableProfilingHandler    bool
+	EnableContentionProfiling bool
 }
 
 // Complete defaults and validates o.

@@ -40,7 +40,11 @@ func TestLoad(t *testing.T) {
 					c.Authentication.X509.ClientCAFile == "/ca" && *c.Authentication.Anonymous.Enabled && *c.Authentication.Webhook.Enabled
 			}},
 		{"node API defaults", header, nil, func(c *MirrorletConfiguration) bool {
-			return *c.Port == 10250 && !*c.Authentication.Anonymous.Enabled && *c.Authentication.Webhook.Enabled && !c.RotateServerCertificates
+			return *c.Port == 10250 && !*c.Authentication.Anonymous.Enabled && *c.Authentication.Webhook.Enabled && !c.RotateServerCertificates &&
+				!*c.EnableProfilingHandler && !c.EnableContentionProfiling
+		}},
+		{"profiling", header + "enableProfilingHandler: true\nenableContentionProfiling: true\n", nil, func(c *MirrorletConfiguration) bool {
+			return *c.EnableProfilingHandler && c.EnableContentionProfiling
 		}},
 		{"bad node API", header + "nodeIP: node1\naddress: any\nport: 70000\ntlsCertFile: /c\n", []string{"nodeIP: Invalid value",
 			"address: Invalid value", "port: Invalid value", "tlsPrivateKeyFile: Required value"}, nil},

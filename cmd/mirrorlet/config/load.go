@@ -82,6 +82,9 @@ func setNodeAPIDefaults(c *MirrorletConfiguration) {
 	if c.Authentication.Anonymous.Enabled == nil {
 		c.Authentication.Anonymous.Enabled = ptr.To(false)
 	}
+	if c.EnableProfilingHandler == nil {
+		c.EnableProfilingHandler = ptr.To(false)
+	}
 }
 
 // Validate returns every problem of c with its field path.

@@ -88,6 +88,14 @@ type MirrorletConfiguration struct {
 	// cluster (signer kubernetes.io/kubelet-serving) and renews it, when
 	// no TLSCertFile is given.
 	RotateServerCertificates bool `json:"rotateServerCertificates,omitempty"`
+	// EnableProfilingHandler serves Go's profiles (pprof) under
+	// /debug/pprof/ on the node API, to callers allowed get on
+	// nodes/proxy, as the kubelet's field of the same name; default
+	// false (the kubelet's is true): see README, "Profiling".
+	EnableProfilingHandler *bool `json:"enableProfilingHandler,omitempty"`
+	// EnableContentionProfiling records where goroutines block (block
+	// profile, rate 1) when EnableProfilingHandler is true; default false.
+	EnableContentionProfiling bool `json:"enableContentionProfiling,omitempty"`
 	// Authentication of node API callers.
 	Authentication Authentication `json:"authentication"`
 }
