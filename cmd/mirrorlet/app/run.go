@@ -360,7 +360,7 @@ func (a *agent) newManager() (ctrl.Manager, error) {
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true), CacheSyncTimeout: 10 * time.Minute},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)},
+			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", nodeName), Transform: keepOwnManagedFields},
 			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
 		}},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&coordinationv1.Lease{}}}},
