@@ -84,6 +84,9 @@ func (m *Mirrorlet) Stop(sig syscall.Signal) {
 	m.proc = nil
 }
 
+// Pid is the process's pid while it runs.
+func (m *Mirrorlet) Pid() int { return m.proc.Pid() }
+
 // WriteManifest writes pod as file into the manifest directory atomically.
 func (m *Mirrorlet) WriteManifest(file string, pod *corev1.Pod) {
 	m.t.Helper()

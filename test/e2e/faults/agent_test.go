@@ -9,17 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
 	"github.com/mirrorlet/mirrorlet/test/nodetest"
@@ -27,56 +24,55 @@ import (
 
 var nodeSeq atomic.Int32
 
-// agent is one mirrorlet process with its own node name, identity
-// (user mirrorlet:node:<node>, group mirrorlet:nodes, talking through the
-// suite's proxy), manifest, root and log directories; it shares the
-// suite's containerd.
+// agent is one mirrorlet process (nodetest.Mirrorlet) with its own node
+// name, identity (user mirrorlet:node:<node>, group mirrorlet:nodes,
+// talking through the suite's proxy), manifest, root and log directories
+// and /readyz port; it shares the suite's containerd.
 type agent struct {
-	t          testing.TB
-	name       string
-	dir        string
-	manifests  string
-	logs       string
-	root       string
-	kubeconfig string
-	healthz    int
-	extraFlags []string
-	cmd        *nodetest.Process
+	*nodetest.Mirrorlet
+	t       testing.TB
+	name    string
+	logs    string
+	healthz int
+	flags   []string
 }
 
 // agentOption changes an agent before its mirrorlet starts.
 type agentOption func(*agent)
 
 func withFlags(flags ...string) agentOption {
-	return func(a *agent) { a.extraFlags = append(a.extraFlags, flags...) }
+	return func(a *agent) { a.flags = append(a.flags, flags...) }
 }
 
-func withLogs(dir string) agentOption { return func(a *agent) { a.logs = dir } }
+// withLogs puts the pods' logs in dir instead of the agent's own directory.
+func withLogs(dir string) agentOption {
+	return func(a *agent) { a.logs = dir }
+}
 
 // startAgent starts mirrorlet for a new node; when the test ends its pods
 // are removed (every manifest first) and it is stopped.
 func startAgent(t testing.TB, opts ...agentOption) *agent {
 	t.Helper()
-	a := &agent{t: t, name: fmt.Sprintf("faults-%d", nodeSeq.Add(1)), dir: t.TempDir()}
-	a.manifests = filepath.Join(a.dir, "manifests")
-	a.logs = filepath.Join(a.dir, "logs")
-	a.root = filepath.Join(a.dir, "root")
-	a.healthz = nodetest.FreePort(t)
-	if err := os.MkdirAll(a.manifests, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	a := &agent{t: t, name: fmt.Sprintf("faults-%d", nodeSeq.Add(1)), healthz: nodetest.FreePort(t)}
 	for _, o := range opts {
 		o(a)
 	}
-	a.writeKubeconfig()
-	a.start()
-	t.Cleanup(a.cleanup)
+	flags := append([]string{"--healthz-bind-address", fmt.Sprintf("127.0.0.1:%d", a.healthz)}, a.flags...)
+	if a.logs != "" {
+		flags = append(flags, "--pod-logs-dir", a.logs)
+	}
+	a.Mirrorlet = nodetest.StartMirrorlet(t, nodetest.MirrorletConfig{
+		Binary: binary, Kubeconfig: a.writeKubeconfig(t.TempDir()), NodeName: a.name, Containerd: ctd, Flags: flags,
+	})
+	if a.logs == "" {
+		a.logs = a.Logs
+	}
 	return a
 }
 
-// writeKubeconfig gives the agent its own client certificate, to the API
-// server through the suite's proxy.
-func (a *agent) writeKubeconfig() {
+// writeKubeconfig writes, into dir, a kubeconfig with the agent's own
+// client certificate, to the API server through the suite's proxy.
+func (a *agent) writeKubeconfig(dir string) string {
 	cfg, err := cp.restConfig("mirrorlet:node:"+a.name, "mirrorlet:nodes")
 	if err != nil {
 		a.t.Fatal(err)
@@ -86,90 +82,17 @@ func (a *agent) writeKubeconfig() {
 	kc.AuthInfos["agent"] = &clientcmdapi.AuthInfo{ClientCertificate: cfg.CertFile, ClientKey: cfg.KeyFile}
 	kc.Contexts["faults"] = &clientcmdapi.Context{Cluster: "faults", AuthInfo: "agent"}
 	kc.CurrentContext = "faults"
-	a.kubeconfig = filepath.Join(a.dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, a.kubeconfig); err != nil {
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		a.t.Fatal(err)
 	}
-}
-
-func (a *agent) start() {
-	a.t.Helper()
-	p, err := nodetest.StartProcess("mirrorlet "+a.name, filepath.Join(a.dir, "mirrorlet.log"), binary, a.flags()...)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.cmd = p
-}
-
-func (a *agent) flags() []string {
-	return append([]string{
-		"--kubeconfig", a.kubeconfig, "--node-name", a.name,
-		"--pod-manifest-path", a.manifests, "--file-check-frequency", "5s",
-		"--container-runtime-endpoint", ctd.Endpoint,
-		"--root-dir", a.root, "--pod-logs-dir", a.logs,
-		"--healthz-bind-address", fmt.Sprintf("127.0.0.1:%d", a.healthz), "--metrics-bind-address", "0",
-		"--port", "0",
-	}, a.extraFlags...)
-}
-
-// stop ends mirrorlet with sig and waits (up to 30 s, then kills it) for
-// it to exit.
-func (a *agent) stop(sig syscall.Signal) {
-	a.t.Helper()
-	if err := a.cmd.Stop(sig); err != nil {
-		a.t.Error(err)
-	}
-	a.cmd = nil
-}
-
-// cleanup removes every manifest, waits for the pods to stop, then stops
-// mirrorlet. On failure it prints the end of mirrorlet's log.
-func (a *agent) cleanup() {
-	entries, _ := os.ReadDir(a.manifests)
-	for _, e := range entries {
-		_ = os.Remove(filepath.Join(a.manifests, e.Name()))
-	}
-	if a.cmd != nil && len(entries) > 0 {
-		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true,
-			func(context.Context) (bool, error) { return len(a.runtimePods()) == 0, nil })
-	}
-	a.stop(syscall.SIGTERM)
-	if a.t.Failed() {
-		if data, err := os.ReadFile(filepath.Join(a.dir, "mirrorlet.log")); err == nil {
-			lines := strings.Split(string(data), "\n")
-			a.t.Logf("mirrorlet log (last 80 lines):\n%s", strings.Join(lines[max(0, len(lines)-80):], "\n"))
-		}
-	}
+	return path
 }
 
 // logText is mirrorlet's log so far.
 func (a *agent) logText() string {
-	data, _ := os.ReadFile(filepath.Join(a.dir, "mirrorlet.log"))
+	data, _ := os.ReadFile(filepath.Join(a.Dir, "mirrorlet.log"))
 	return string(data)
-}
-
-// writeManifest writes pod as file into the manifest directory atomically
-// (write then rename), as an editor or a config tool would.
-func (a *agent) writeManifest(file string, pod *corev1.Pod) {
-	a.t.Helper()
-	data, err := yaml.Marshal(pod)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	tmp := filepath.Join(a.dir, file+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		a.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(a.manifests, file)); err != nil {
-		a.t.Fatal(err)
-	}
-}
-
-func (a *agent) removeManifest(file string) {
-	a.t.Helper()
-	if err := os.Remove(filepath.Join(a.manifests, file)); err != nil {
-		a.t.Fatal(err)
-	}
 }
 
 func (a *agent) mirrorName(pod string) string { return pod + "-" + a.name }
@@ -225,7 +148,7 @@ func runningReady(m *corev1.Pod) bool {
 }
 
 // runtimePods lists this node's sandboxes in containerd, every one (ready
-// or not), through CRI.
+// or not, several of one name too), through CRI.
 func (a *agent) runtimePods() []mruntime.Pod {
 	pods, err := nodeRuntime.ListPods(context.Background())
 	if err != nil {

@@ -57,7 +57,7 @@ func TestAPIServerDown(t *testing.T) {
 	w.put("edit", 2)
 	w.put("add", 1)
 	delete(w.want, "remove")
-	a.removeManifest("remove.yaml")
+	a.RemoveManifest("remove.yaml")
 	edited := time.Now()
 	eventuallyNil(t, 30*time.Second, "the node to apply the edits made during the outage", func() error {
 		return w.nodeApplied(before)

@@ -31,7 +31,7 @@ func TestManifestChurn(t *testing.T) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for i := range rewrites {
-		a.writeManifest("churn.yaml", webPod("churn", port, "--message", fmt.Sprintf("version-%d", i)))
+		a.WriteManifest("churn.yaml", webPod("churn", port, "--message", fmt.Sprintf("version-%d", i)))
 		for _, p := range a.runtimePods() {
 			seen[p.SandboxID] = true
 			for _, c := range p.Containers {
@@ -41,7 +41,7 @@ func TestManifestChurn(t *testing.T) {
 		<-tick.C
 	}
 	final := webPod("churn", port, "--message", "final")
-	a.writeManifest("churn.yaml", final)
+	a.WriteManifest("churn.yaml", final)
 	start := time.Now()
 	want := map[string]*corev1.Pod{"churn": final}
 	// Sandboxes created 2 s or more after the final write, by pod UID (a

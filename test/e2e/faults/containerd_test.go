@@ -35,7 +35,7 @@ func TestContainerdRestart(t *testing.T) {
 		ports[name] = nodetest.FreePort(t)
 		pods[name] = webPod(name, ports[name])
 		pods[name].Spec.RestartPolicy = policy
-		a.writeManifest(name+".yaml", pods[name])
+		a.WriteManifest(name+".yaml", pods[name])
 	}
 	before := map[string]string{}
 	for name := range pods {

@@ -27,13 +27,13 @@ func TestLogDirectoryFull(t *testing.T) {
 	logs := mountTmpfs(t, "1m")
 	a := startAgent(t, withLogs(logs))
 	port := nodetest.FreePort(t)
-	a.writeManifest("steady.yaml", webPod("steady", port))
+	a.WriteManifest("steady.yaml", webPod("steady", port))
 	m := a.waitRunning("steady", time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
 	answer := firstAnswer(t, port)
 	full := time.Now()
 	filler := fill(t, logs)
-	a.writeManifest("fresh.yaml", webPod("fresh", nodetest.FreePort(t)))
+	a.WriteManifest("fresh.yaml", webPod("fresh", nodetest.FreePort(t)))
 	for _, pod := range []string{"steady", "fresh"} {
 		eventuallyNil(t, time.Minute, pod+"'s mirror to say the log directory is full", func() error {
 			return a.logsCondition(pod, corev1.ConditionFalse, "no space left")

@@ -59,8 +59,8 @@ func TestKillDuringReconcile(t *testing.T) {
 		touched := w.change(rng, loop+1)
 		delay := time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))
 		<-time.After(delay) // the workload's pace: where in the reconcile the kill lands
-		a.stop(syscall.SIGKILL)
-		a.start()
+		a.Stop(syscall.SIGKILL)
+		a.Start()
 		start := time.Now()
 		w.waitConverged(t, fmt.Sprintf("loop %d (kill after %s)", loop, delay.Round(time.Millisecond)))
 		// Converged may hold before the new mirrorlet has read anything:
@@ -88,7 +88,7 @@ type workload struct {
 // put writes version v of pod name.
 func (w *workload) put(name string, v int) {
 	w.want[name] = webPod(name, w.ports[name], "--message", fmt.Sprintf("v%d", v))
-	w.a.writeManifest(name+".yaml", w.want[name])
+	w.a.WriteManifest(name+".yaml", w.want[name])
 }
 
 // change replaces about a quarter of the pods, and adds or removes about
@@ -106,7 +106,7 @@ func (w *workload) change(rng *rand.Rand, v int) map[string]bool {
 		switch {
 		case r < 0.1 && present:
 			delete(w.want, name)
-			_ = os.Remove(filepath.Join(w.a.manifests, name+".yaml"))
+			_ = os.Remove(filepath.Join(w.a.Manifests, name+".yaml"))
 		case r < 0.1 || r < 0.35 && present:
 			w.put(name, v)
 		default:

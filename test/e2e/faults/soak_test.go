@@ -78,7 +78,7 @@ func (w *workload) soakStep(t *testing.T, rng *rand.Rand) string {
 		return "spec edit"
 	case 1:
 		w.want[name].Labels["soak"] = strconv.Itoa(rng.IntN(1000))
-		w.a.writeManifest(name+".yaml", w.want[name])
+		w.a.WriteManifest(name+".yaml", w.want[name])
 		return "label edit"
 	case 2:
 		var opts []client.DeleteOption
@@ -110,7 +110,7 @@ func (s soakSample) String() string {
 
 func (a *agent) sample(t *testing.T, metricsPort int) soakSample {
 	t.Helper()
-	pid := a.cmd.Pid()
+	pid := a.Pid()
 	var s soakSample
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(status), "\n") {

@@ -27,7 +27,7 @@ func TestMirrorTugOfWar(t *testing.T) {
 	a := startAgent(t)
 	port := nodetest.FreePort(t)
 	pod := webPod("tug", port)
-	a.writeManifest("tug.yaml", pod)
+	a.WriteManifest("tug.yaml", pod)
 	m := a.waitRunning("tug", 2*time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
 	answer := firstAnswer(t, port)
