@@ -28,8 +28,9 @@ type Options struct {
 	// Endpoint is the CRI socket, "unix:///run/containerd/containerd.sock"
 	// (a bare absolute path is taken as a unix socket).
 	Endpoint string
-	// RootDir holds per-pod data: emptyDir volumes and termination-message
-	// files, under RootDir/pods/<uid>. Default /var/lib/mirrorlet.
+	// RootDir holds per-pod data: emptyDir volumes, termination-message
+	// files and subPath bind mounts, under RootDir/pods/<uid>. Default
+	// /var/lib/mirrorlet.
 	RootDir string
 	// PodLogsDir is where container logs go. Default /var/log/pods.
 	PodLogsDir string
@@ -77,6 +78,10 @@ type Runtime struct {
 	metrics             *metrics
 	streaming           atomic.Bool
 	unimplementedLogged atomic.Bool
+
+	// subPathOpened, when set (by tests), is called between a subPath's
+	// resolution beneath its volume directory and its bind mount.
+	subPathOpened func(volumeDir, subPath string)
 }
 
 var _ mruntime.Runtime = (*Runtime)(nil)

@@ -1,0 +1,240 @@
+package cri
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"golang.org/x/sys/unix"
+)
+
+// subPathsDir holds a pod's subPath bind mounts under its directory, laid
+// out as the kubelet's: volume-subpaths/<volume>/<container>/<mount index>.
+const subPathsDir = "volume-subpaths"
+
+// maxStacked bounds the mounts unmountAll takes off one target.
+const maxStacked = 16
+
+// bindSubPath opens the subPath of c.VolumeMounts[index] beneath the
+// volume directory root and bind-mounts what it opened, by its descriptor,
+// onto a path of mirrorlet's own under the pod's directory, which it
+// returns for the runtime to mount. The bind mount pins the inode that was
+// checked: a container that swaps a directory of the volume for a symlink
+// before the runtime mounts (CVE-2021-25741) changes nothing of what the
+// handed path shows. A mount that an earlier attempt of c left there is
+// replaced, so each attempt resolves the subPath anew; removeSubPathMounts
+// removes them with the pod's data.
+func (r *Runtime) bindSubPath(pod *corev1.Pod, c *corev1.Container, index int, root string) (string, error) {
+	m := &c.VolumeMounts[index]
+	fd, err := openSubPath(root, m.SubPath)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = unix.Close(fd) }()
+	if r.subPathOpened != nil {
+		r.subPathOpened(root, m.SubPath)
+	}
+	target := filepath.Join(r.podDir(string(pod.UID)), subPathsDir, m.Name, c.Name, strconv.Itoa(index))
+	if err := prepareSubPathTarget(target, fd); err != nil {
+		return "", fmt.Errorf("subPath %q: %w", m.SubPath, err)
+	}
+	// The source is the descriptor's magic link: the kernel mounts the file
+	// the descriptor holds, whatever its path names now. Recursive, as the
+	// runtime's own bind of a path is: mounts beneath the subPath stay
+	// visible, and the new mount joins the source's peer group, so
+	// mountPropagation works through it as it did on the path.
+	src := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		err = fmt.Errorf("subPath %q: bind-mounting it onto %s: %w", m.SubPath, target, err)
+		return "", errors.Join(err, removeSubPathTarget(target))
+	}
+	return target, nil
+}
+
+// prepareSubPathTarget makes target ready for a bind mount of fd: what an
+// earlier attempt left there is unmounted and removed, and target is made
+// a directory when fd is one, else an empty file (the mount point of any
+// other type: file, socket, device), as the kubelet makes it.
+func prepareSubPathTarget(target string, fd int) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+		return fmt.Errorf("creating the directory of its mount: %w", err)
+	}
+	if err := removeSubPathTarget(target); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("reading its type: %w", err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := unix.Mkdir(target, 0o750); err != nil {
+			return fmt.Errorf("creating its mount point %s: %w", target, err)
+		}
+		return nil
+	}
+	tfd, err := unix.Open(target, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return fmt.Errorf("creating its mount point %s: %w", target, err)
+	}
+	return unix.Close(tfd)
+}
+
+// removeSubPathTarget unmounts what is mounted on target (with what is
+// mounted beneath it) and removes target, never following a symlink.
+func removeSubPathTarget(target string) error {
+	if err := unmountAll(target); err != nil {
+		return err
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", target, err)
+	}
+	return nil
+}
+
+// unmountAll unmounts every mount stacked on target.
+func unmountAll(target string) error {
+	for range maxStacked {
+		mounted, err := unmountTop(target)
+		if err != nil || !mounted {
+			return err
+		}
+	}
+	return fmt.Errorf("%s is still mounted after %d unmounts", target, maxStacked)
+}
+
+// unmountTop unmounts the mount on top of target, if there is one, and
+// reports whether there was. target is opened without following a
+// symlink and acted on through its descriptor. The mount is made private
+// (with those beneath it) before its lazy unmount, so that only this copy
+// goes: a mount that a Bidirectional container made beneath its subPath
+// has propagated here too, and the one on the host stays.
+func unmountTop(target string) (bool, error) {
+	fd, err := unix.Open(target, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("opening %s: %w", target, err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	if mounted, err := isMountRoot(fd); err != nil || !mounted {
+		return false, err
+	}
+	self := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount("", self, "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return false, fmt.Errorf("making the mount on %s private: %w", target, err)
+	}
+	if err := unix.Unmount(self, unix.MNT_DETACH); err != nil {
+		return false, fmt.Errorf("unmounting %s: %w", target, err)
+	}
+	return true, nil
+}
+
+// isMountRoot reports whether fd is the root of a mount.
+func isMountRoot(fd int) (bool, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx); err != nil {
+		return false, fmt.Errorf("statx: %w", err)
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, errors.New("the kernel does not tell mount points apart (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8)")
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+}
+
+// removeSubPathMounts unmounts and removes the subPath mounts of the pod
+// whose directory is podDir, and their directories, never following a
+// symlink. It goes on past errors and returns them all.
+func removeSubPathMounts(podDir string) error {
+	return removeSubPathTree(filepath.Join(podDir, subPathsDir), 3)
+}
+
+// removeSubPathTree removes the directory tree at path whose entries at
+// depth are mount targets.
+func removeSubPathTree(path string, depth int) error {
+	if depth == 0 {
+		return removeSubPathTarget(path)
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", path, err)
+		}
+		var errs []error
+		for _, e := range entries {
+			errs = append(errs, removeSubPathTree(filepath.Join(path, e.Name()), depth-1))
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+	}
+	// A symlink or file here is removed itself, never followed.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	return nil
+}
+
+// mountsUnder lists the mount points at or beneath dir in mirrorlet's
+// mount namespace.
+func mountsUnder(dir string) ([]string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	var out []string
+	s := bufio.NewScanner(bytes.NewReader(data))
+	s.Buffer(nil, 1<<20)
+	for s.Scan() {
+		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+		fields := strings.Fields(s.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		if p := unescapeMountPath(fields[4]); p == real || strings.HasPrefix(p, real+"/") {
+			out = append(out, p)
+		}
+	}
+	return out, s.Err()
+}
+
+// unescapeMountPath undoes the octal escapes (\040 for a space) of a path
+// in the mount table.
+func unescapeMountPath(p string) string {
+	if !strings.Contains(p, `\`) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\\' && i+4 <= len(p) {
+			if n, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}

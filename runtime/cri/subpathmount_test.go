@@ -1,0 +1,166 @@
+package cri
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// subPathPod is a pod whose container c mounts the subPaths subs of the
+// hostPath volume vol, at /m0, /m1, ...
+func subPathPod(vol string, subs ...string) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-1"},
+		Spec: corev1.PodSpec{
+			Volumes:    []corev1.Volume{{Name: "vol", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}},
+			Containers: []corev1.Container{{Name: "c"}},
+		},
+	}
+	for i, sub := range subs {
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: "vol", MountPath: "/m" + string(rune('0'+i)), SubPath: sub})
+	}
+	return pod
+}
+
+// rootRuntime is a Runtime for the host side of mounts (no CRI runtime
+// behind it), with its own root directory; it needs root. Whatever is
+// still mounted beneath the test's directories when it ends is unmounted.
+func rootRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	r := &Runtime{opts: Options{RootDir: t.TempDir()}}
+	t.Cleanup(func() {
+		for _, p := range testMounts(t, filepath.Dir(r.opts.RootDir)) {
+			_ = unix.Unmount(p, unix.MNT_DETACH)
+		}
+	})
+	return r
+}
+
+// testMounts lists the mount points beneath dir, read from the mount
+// table by the test itself.
+func testMounts(t *testing.T, dir string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	var out []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hostPathOf(t *testing.T, ms []*runtimeapi.Mount, containerPath string) string {
+	t.Helper()
+	for _, m := range ms {
+		if m.ContainerPath == containerPath {
+			return m.HostPath
+		}
+	}
+	t.Fatalf("no mount at %s in %v", containerPath, ms)
+	return ""
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	fa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(fa, fb)
+}
+
+// TestSubPathSwappedForSymlinkAfterCheck: the container swaps the subPath
+// directory for a symlink out of the volume after mirrorlet checked it and
+// before the runtime mounts it (CVE-2021-25741). The path handed to the
+// runtime still shows the directory that was checked (same inode, same
+// content), never the symlink's target; and once the pod's data is
+// removed nothing is left mounted, and the volume's files are all there.
+func TestSubPathSwappedForSymlinkAfterCheck(t *testing.T) {
+	r := rootRuntime(t)
+	outside, vol := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(outside, "secret"), "host secret")
+	writeFile(t, filepath.Join(vol, "data", "hello"), "inside the volume")
+	writeFile(t, filepath.Join(vol, "conf.txt"), "a file subPath")
+	swapped := 0
+	r.subPathOpened = func(volumeDir, sub string) {
+		// What the container does, between the check and the runtime.
+		p := filepath.Join(volumeDir, sub)
+		if err := os.Rename(p, p+".moved"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, p); err != nil {
+			t.Fatal(err)
+		}
+		swapped++
+	}
+	pod := subPathPod(vol, "data", "conf.txt")
+	ms, err := r.containerMounts(pod, &pod.Spec.Containers[0], 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if swapped != 2 {
+		t.Fatalf("the hook ran %d times, want 2", swapped)
+	}
+	dir, file := hostPathOf(t, ms, "/m0"), hostPathOf(t, ms, "/m1")
+	if want := filepath.Join(r.podDir("uid-1"), "volume-subpaths", "vol", "c", "0"); dir != want {
+		t.Errorf("handed path %s, want %s", dir, want)
+	}
+	if !sameFile(t, dir, filepath.Join(vol, "data.moved")) {
+		t.Errorf("%s is not the directory that was checked", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret")); err == nil {
+		t.Errorf("%s shows the symlink's target: the host's files", dir)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "hello")); err != nil || string(data) != "inside the volume" {
+		t.Errorf("%s/hello = %q, %v", dir, data, err)
+	}
+	if !sameFile(t, file, filepath.Join(vol, "conf.txt.moved")) {
+		t.Errorf("%s is not the file that was checked", file)
+	}
+
+	if err := r.RemovePodData(t.Context(), "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	if left := testMounts(t, r.opts.RootDir); len(left) > 0 {
+		t.Errorf("still mounted after the pod's data went: %v", left)
+	}
+	if _, err := os.Lstat(r.podDir("uid-1")); !os.IsNotExist(err) {
+		t.Errorf("pod directory left: %v", err)
+	}
+	for _, p := range []string{filepath.Join(vol, "data.moved", "hello"), filepath.Join(vol, "conf.txt.moved"), filepath.Join(outside, "secret")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s went with the pod's data: %v", p, err)
+		}
+	}
+}
