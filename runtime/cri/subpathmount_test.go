@@ -164,3 +164,138 @@ func TestSubPathSwappedForSymlinkAfterCheck(t *testing.T) {
 		}
 	}
 }
+
+// sharedTmpfs mounts a tmpfs on a new directory and makes it a shared
+// mount, as a node's / is under systemd; it is unmounted when the test
+// ends.
+func sharedTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func isMountPoint(t *testing.T, path string) bool {
+	t.Helper()
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	root, err := isMountRoot(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestSubPathMountLifecycle: a new attempt of the container replaces its
+// subPath mounts (never stacks them); a subPath through a symlink out of
+// the volume is still refused, naming the pod, volume and subPath, with
+// nothing mounted; a mount made on the host beneath the subPath after the
+// bind reaches it (HostToContainer propagation works through it) and stays
+// on the host when the pod's data goes; a symlink left where a mount was
+// is removed, not followed.
+func TestSubPathMountLifecycle(t *testing.T) {
+	r := rootRuntime(t)
+	vol, outside := sharedTmpfs(t), t.TempDir()
+	writeFile(t, filepath.Join(vol, "data", "hello"), "inside the volume")
+	writeFile(t, filepath.Join(outside, "secret"), "host secret")
+	if err := os.Symlink(outside, filepath.Join(vol, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	pod := subPathPod(vol, "data", "new/dir")
+	c := &pod.Spec.Containers[0]
+	var dir string
+	for attempt := range uint32(2) {
+		ms, err := r.containerMounts(pod, c, attempt, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = hostPathOf(t, ms, "/m0")
+		if !sameFile(t, dir, filepath.Join(vol, "data")) || !sameFile(t, hostPathOf(t, ms, "/m1"), filepath.Join(vol, "new", "dir")) {
+			t.Fatalf("attempt %d: the handed paths are not the subPaths", attempt)
+		}
+	}
+	if got := testMounts(t, r.opts.RootDir); len(got) != 2 {
+		t.Errorf("mounts after two attempts: %v, want one per subPath", got)
+	}
+
+	bad := subPathPod(vol, "escape")
+	bad.UID = "uid-2"
+	_, err := r.containerMounts(bad, &bad.Spec.Containers[0], 0, "")
+	for _, want := range []string{"ns/web", `volume "vol"`, `subPath "escape"`, "leads out of the volume"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("subPath through a symlink out of the volume: error %v, want it to say %s", err, want)
+		}
+	}
+	if got := testMounts(t, r.podDir("uid-2")); len(got) > 0 {
+		t.Errorf("refused subPath left mounts: %v", got)
+	}
+
+	late := filepath.Join(vol, "data", "late")
+	if err := os.Mkdir(late, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", late, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(late, unix.MNT_DETACH) })
+	writeFile(t, filepath.Join(late, "f"), "mounted later on the host")
+	if data, err := os.ReadFile(filepath.Join(dir, "late", "f")); err != nil || string(data) != "mounted later on the host" {
+		t.Errorf("a mount made on the host beneath the subPath does not reach its bind mount: %q, %v", data, err)
+	}
+
+	// A symlink where a container's mount point was: removed, not followed.
+	planted := filepath.Join(r.podDir("uid-1"), "volume-subpaths", "vol", "other", "0")
+	if err := os.MkdirAll(filepath.Dir(planted), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, planted); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := r.RemovePodData(t.Context(), "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	if left := testMounts(t, r.opts.RootDir); len(left) > 0 {
+		t.Errorf("still mounted after the pod's data went: %v", left)
+	}
+	if !isMountPoint(t, late) {
+		t.Errorf("the host's mount beneath the subPath went with the pod's")
+	}
+	for _, p := range []string{filepath.Join(vol, "data", "hello"), filepath.Join(late, "f"), filepath.Join(outside, "secret")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s went with the pod's data: %v", p, err)
+		}
+	}
+}
+
+// TestRemovePodDataKeepsMountedDirectory: a pod directory with something
+// mounted beneath it that is not a subPath mount of mirrorlet's is not
+// removed (removing it would delete what the mount shows).
+func TestRemovePodDataKeepsMountedDirectory(t *testing.T) {
+	r := rootRuntime(t)
+	other := t.TempDir()
+	writeFile(t, filepath.Join(other, "keep"), "not the pod's")
+	mnt := filepath.Join(r.podDir("uid-1"), "volumes", "empty-dir", "x")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(other, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	err := r.RemovePodData(t.Context(), "uid-1")
+	if err == nil || !strings.Contains(err.Error(), mnt+" still mounted") {
+		t.Errorf("RemovePodData = %v, want it to refuse while %s is mounted", err, mnt)
+	}
+	if _, err := os.Stat(filepath.Join(other, "keep")); err != nil {
+		t.Errorf("the mounted directory's file went: %v", err)
+	}
+}
