@@ -55,7 +55,43 @@ func (r *Runtime) bindSubPath(pod *corev1.Pod, c *corev1.Container, index int, r
 		err = fmt.Errorf("subPath %q: bind-mounting it onto %s: %w", m.SubPath, target, err)
 		return "", errors.Join(err, removeSubPathTarget(target))
 	}
+	if err := r.checkRuntimeSees(target); err != nil {
+		return "", errors.Join(fmt.Errorf("subPath %q: %w", m.SubPath, err), removeSubPathTarget(target))
+	}
 	return target, nil
+}
+
+// checkRuntimeSees checks that the container runtime sees the mount on
+// target, looking through its own root (/proc/<pid>/root). A mirrorlet in
+// a mount namespace of its own (a systemd unit with ProtectSystem=, say)
+// makes mounts the runtime never sees: the container would get the empty
+// mount point in place of its subPath. It passes while the runtime's
+// process is unknown.
+func (r *Runtime) checkRuntimeSees(target string) error {
+	pid := int32(0)
+	if r.peer != nil {
+		pid = r.peer.Load()
+	}
+	if pid == 0 {
+		return nil
+	}
+	var mine, theirs unix.Stat_t
+	if err := unix.Lstat(target, &mine); err != nil {
+		return fmt.Errorf("reading %s: %w", target, err)
+	}
+	err := unix.Lstat("/proc/"+strconv.Itoa(int(pid))+"/root"+target, &theirs)
+	if err == nil && mine.Dev == theirs.Dev && mine.Ino == theirs.Ino {
+		return nil
+	}
+	if errors.Is(err, unix.ENOENT) && unix.Kill(int(pid), 0) != nil {
+		return nil // the runtime restarted; the next connection tells its new process
+	}
+	seen := "another file"
+	if err != nil {
+		seen = "nothing it can read (" + err.Error() + ")"
+	}
+	return fmt.Errorf("the container runtime (pid %d) does not see mirrorlet's bind mount on %s, but %s: "+
+		"mirrorlet must run in the runtime's mount namespace, or in one whose mounts reach it", pid, target, seen)
 }
 
 // prepareSubPathTarget makes target ready for a bind mount of fd: what an

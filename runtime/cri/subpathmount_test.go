@@ -3,8 +3,11 @@ package cri
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -297,5 +300,44 @@ func TestRemovePodDataKeepsMountedDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(other, "keep")); err != nil {
 		t.Errorf("the mounted directory's file went: %v", err)
+	}
+}
+
+// TestSubPathMountTheRuntimeCannotSeeIsRefused: when the runtime's process
+// is in a mount namespace that mirrorlet's mounts do not reach (as when
+// mirrorlet runs in a systemd unit with ProtectSystem=), the subPath is
+// refused rather than handed over as an empty mount point, and nothing is
+// left mounted; the same mount for a runtime that sees it is handed over.
+func TestSubPathMountTheRuntimeCannotSeeIsRefused(t *testing.T) {
+	r := rootRuntime(t)
+	vol := t.TempDir()
+	writeFile(t, filepath.Join(vol, "data", "hello"), "inside the volume")
+	elsewhere := exec.Command("sleep", "60")
+	elsewhere.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	if err := elsewhere.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = elsewhere.Process.Kill(); _ = elsewhere.Wait() })
+	r.peer = new(atomic.Int32)
+	r.peer.Store(int32(elsewhere.Process.Pid))
+	pod := subPathPod(vol, "data")
+	_, err := r.containerMounts(pod, &pod.Spec.Containers[0], 0, "")
+	if err == nil || !strings.Contains(err.Error(), "does not see mirrorlet's bind mount") {
+		t.Errorf("subPath mount for a runtime in another mount namespace: %v, want it refused", err)
+	}
+	if left := testMounts(t, r.opts.RootDir); len(left) > 0 {
+		t.Errorf("refused subPath left mounts: %v", left)
+	}
+
+	r.peer.Store(int32(os.Getpid()))
+	ms, err := r.containerMounts(pod, &pod.Spec.Containers[0], 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameFile(t, hostPathOf(t, ms, "/m0"), filepath.Join(vol, "data")) {
+		t.Errorf("the handed path is not the subPath")
+	}
+	if err := r.RemovePodData(t.Context(), "uid-1"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -316,3 +316,32 @@ func TestSubPathHostToContainerPropagation(t *testing.T) {
 		t.Errorf("the host's mount beneath the subPath went with the pod: %q, %v", data, err)
 	}
 }
+
+// TestSubPathRefusedWhenTheRuntimeCannotSeeIt: a mirrorlet in a mount
+// namespace of its own (as in a systemd unit with ProtectSystem=) makes
+// subPath mounts that containerd never sees; rather than run the container
+// on the empty mount point, mirrorlet refuses the subPath and says why.
+func TestSubPathRefusedWhenTheRuntimeCannotSeeIt(t *testing.T) {
+	n := startNode(t, func(n *node) {
+		n.sysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	})
+	unmountUnder(t, n.dir)
+	vol := filepath.Join(n.dir, "vol")
+	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
+	port := freePort(t)
+	pod := webPod("subpath", port)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/data", SubPath: "sub"}}
+	n.writeManifest("subpath.yaml", pod)
+	eventually(t, time.Minute, "the mirror to say containerd does not see the subPath mount", func() bool {
+		m := n.mirror("subpath")
+		if m == nil || len(m.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		w := m.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && strings.Contains(w.Message, "does not see mirrorlet's bind mount")
+	})
+	if body, err := get(port, "/file?path=/data/hello"); err == nil {
+		t.Errorf("the container runs, /data/hello = %q", body)
+	}
+}

@@ -174,6 +174,9 @@ type node struct {
 	extraFlags []string
 	// kubeconfig, when set, replaces the suite's admin kubeconfig.
 	kubeconfig string
+	// sysProcAttr, when set, is how mirrorlet's process is started (in
+	// namespaces of its own, say).
+	sysProcAttr *syscall.SysProcAttr
 }
 
 // nodeOption changes a node before its mirrorlet starts.
@@ -215,6 +218,7 @@ func (n *node) start() {
 	n.log = logFile
 	n.cmd = exec.Command(binary, n.flags()...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	n.cmd.SysProcAttr = n.sysProcAttr
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
