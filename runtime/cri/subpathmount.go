@@ -84,7 +84,7 @@ func (r *Runtime) checkRuntimeSees(target string) error {
 		return nil
 	}
 	if errors.Is(err, unix.ENOENT) && unix.Kill(int(pid), 0) != nil {
-		return nil // the runtime restarted; the next connection tells its new process
+		return nil //nolint:nilerr // the runtime restarted; the next connection tells its new process
 	}
 	seen := "another file"
 	if err != nil {
