@@ -301,12 +301,12 @@ func (r *Runtime) unmountPodDir(uid types.UID) error {
 	if err := removeSubPathMounts(dir); err != nil {
 		return fmt.Errorf("removing subPath mounts of pod %s: %w", uid, err)
 	}
-	mounted, err := mountsUnder(dir)
+	mounted, err := mountBeneath(dir)
 	if err != nil {
-		return fmt.Errorf("removing data of pod %s: %w", uid, err)
+		return fmt.Errorf("removing data of pod %s: looking for mounts: %w", uid, err)
 	}
-	if len(mounted) > 0 {
-		return fmt.Errorf("removing data of pod %s: %s still mounted; not removed", uid, strings.Join(mounted, ", "))
+	if mounted != "" {
+		return fmt.Errorf("removing data of pod %s: %s is still mounted; not removed", uid, mounted)
 	}
 	return nil
 }

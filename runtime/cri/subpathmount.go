@@ -1,15 +1,12 @@
 package cri
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
@@ -225,52 +222,30 @@ func removeSubPathTree(path string, depth int) error {
 	return nil
 }
 
-// mountsUnder lists the mount points at or beneath dir in mirrorlet's
-// mount namespace.
-func mountsUnder(dir string) ([]string, error) {
-	real, err := filepath.EvalSymlinks(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", dir, err)
-	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("reading the mount table: %w", err)
-	}
-	var out []string
-	s := bufio.NewScanner(bytes.NewReader(data))
-	s.Buffer(nil, 1<<20)
-	for s.Scan() {
-		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
+// mountBeneath returns the first mount point found at or beneath dir
+// ("" when there is none), walking it without following a symlink. Only
+// directories are looked at: a file mount point cannot be removed through.
+func mountBeneath(dir string) (string, error) {
+	found := ""
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
 		}
-		if p := unescapeMountPath(fields[4]); p == real || strings.HasPrefix(p, real+"/") {
-			out = append(out, p)
+		if err != nil || !d.IsDir() {
+			return err
 		}
-	}
-	return out, s.Err()
-}
-
-// unescapeMountPath undoes the octal escapes (\040 for a space) of a path
-// in the mount table.
-func unescapeMountPath(p string) string {
-	if !strings.Contains(p, `\`) {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] == '\\' && i+4 <= len(p) {
-			if n, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx); err != nil {
+			return fmt.Errorf("statx %s: %w", path, err)
 		}
-		b.WriteByte(p[i])
-	}
-	return b.String()
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			return errors.New("the kernel does not tell mount points apart (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8)")
+		}
+		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			found = path
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found, err
 }

@@ -295,7 +295,7 @@ func TestRemovePodDataKeepsMountedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := r.RemovePodData(t.Context(), "uid-1")
-	if err == nil || !strings.Contains(err.Error(), mnt+" still mounted") {
+	if err == nil || !strings.Contains(err.Error(), mnt+" is still mounted") {
 		t.Errorf("RemovePodData = %v, want it to refuse while %s is mounted", err, mnt)
 	}
 	if _, err := os.Stat(filepath.Join(other, "keep")); err != nil {
