@@ -54,16 +54,6 @@ func mountIDs(t testing.TB, paths []string) []uint64 {
 	return ids
 }
 
-// unmountUnder lazily unmounts whatever a failed test left beneath dir, so
-// that removing the test's directories never deletes through a mount.
-func unmountUnder(t testing.TB, dir string) {
-	t.Cleanup(func() {
-		for _, p := range mountsUnder(t, dir) {
-			_ = unix.Unmount(p, unix.MNT_DETACH)
-		}
-	})
-}
-
 // waitNoMountsUnder waits until nothing is mounted beneath dir.
 func waitNoMountsUnder(t testing.TB, dir string) {
 	t.Helper()
@@ -84,7 +74,6 @@ func waitNoMountsUnder(t testing.TB, dir string) {
 // volume's files are all there.
 func TestSubPathMountedFromResolvedDescriptor(t *testing.T) {
 	n := startNode(t)
-	unmountUnder(t, n.dir)
 	vol := filepath.Join(n.dir, "vol")
 	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
 	writeTestFile(t, filepath.Join(vol, "conf.txt"), "a file subPath")
@@ -200,7 +189,6 @@ func writeTestFile(t *testing.T, path, data string) {
 // removes the running pod's mount once the manifest goes.
 func TestSubPathMountKeptAcrossRestart(t *testing.T) {
 	n := startNode(t)
-	unmountUnder(t, n.dir)
 	vol := filepath.Join(n.dir, "vol")
 	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
 	port := freePort(t)
@@ -273,7 +261,6 @@ func plantLeftoverSubPath(t *testing.T, root string) string {
 // when the pod goes, the host's mount stays.
 func TestSubPathHostToContainerPropagation(t *testing.T) {
 	n := startNode(t)
-	unmountUnder(t, n.dir)
 	vol := filepath.Join(n.dir, "vol")
 	if err := os.MkdirAll(vol, 0o755); err != nil {
 		t.Fatal(err)
@@ -325,7 +312,6 @@ func TestSubPathRefusedWhenTheRuntimeCannotSeeIt(t *testing.T) {
 	n := startNode(t, func(n *node) {
 		n.sysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	})
-	unmountUnder(t, n.dir)
 	vol := filepath.Join(n.dir, "vol")
 	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
 	port := freePort(t)

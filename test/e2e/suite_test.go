@@ -272,8 +272,17 @@ func (n *node) cleanup() {
 	if n.cmd != nil && len(entries) > 0 {
 		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true,
 			func(context.Context) (bool, error) { return len(n.runtimePods()) == 0, nil })
+		// subPath bind mounts go with the pods' data, just after the pods.
+		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true,
+			func(context.Context) (bool, error) { return len(mountsUnder(n.t, n.root)) == 0, nil })
 	}
 	n.stop(syscall.SIGTERM)
+	// Whatever is still mounted beneath the node's directory (a test's own
+	// mounts, or a failed test's) goes before the directory is removed, so
+	// that removing it never deletes through a mount.
+	for _, p := range mountsUnder(n.t, n.dir) {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 	if n.t.Failed() {
 		if data, err := os.ReadFile(filepath.Join(n.dir, "mirrorlet.log")); err == nil {
 			lines := strings.Split(string(data), "\n")
