@@ -63,7 +63,7 @@ func (r *Runtime) bindSubPath(pod *corev1.Pod, c *corev1.Container, index int, r
 // a mount namespace of its own (a systemd unit with ProtectSystem=, say)
 // makes mounts the runtime never sees: the container would get the empty
 // mount point in place of its subPath. It passes while the runtime's
-// process is unknown.
+// process is unknown, or when mirrorlet may not look into it.
 func (r *Runtime) checkRuntimeSees(target string) error {
 	pid := int32(0)
 	if r.peer != nil {
@@ -80,8 +80,13 @@ func (r *Runtime) checkRuntimeSees(target string) error {
 	if err == nil && mine.Dev == theirs.Dev && mine.Ino == theirs.Ino {
 		return nil
 	}
-	if errors.Is(err, unix.ENOENT) && unix.Kill(int(pid), 0) != nil {
+	switch {
+	case errors.Is(err, unix.ENOENT) && unix.Kill(int(pid), 0) != nil:
 		return nil //nolint:nilerr // the runtime restarted; the next connection tells its new process
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		// Not allowed to look (a security module, say): cannot tell.
+		r.opts.Log.V(1).Info("Cannot check that the runtime sees subPath mounts", "pid", pid, "error", err.Error())
+		return nil
 	}
 	seen := "another file"
 	if err != nil {
