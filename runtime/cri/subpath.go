@@ -27,7 +27,7 @@ var errSubPathEscapes = errors.New("leads out of the volume")
 func openSubPath(root, sub string) (int, error) {
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("opening volume directory %s: %w", root, err)
+		return -1, fmt.Errorf("subPath %q: opening volume directory %s: %w", sub, root, err)
 	}
 	defer func() { _ = unix.Close(rootFD) }()
 	clean := filepath.Clean(sub)
