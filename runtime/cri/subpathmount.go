@@ -239,18 +239,34 @@ func mountBeneath(dir string) (string, error) {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		var stx unix.Statx_t
-		if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx); err != nil {
-			return fmt.Errorf("statx %s: %w", path, err)
-		}
-		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
-			return errors.New("the kernel does not tell mount points apart (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8)")
-		}
-		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		mounted, err := isMountPoint(path)
+		if mounted {
 			found = path
 			return fs.SkipAll
 		}
-		return nil
+		return err
 	})
 	return found, err
+}
+
+// isMountPoint reports whether the directory path is a mount point. Where
+// the kernel does not tell (statx STATX_ATTR_MOUNT_ROOT is Linux 5.8), it
+// reports whether path is on another device than its parent, which misses
+// a bind mount from the same file system.
+func isMountPoint(path string) (bool, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx); err != nil {
+		return false, fmt.Errorf("statx %s: %w", path, err)
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	}
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := unix.Lstat(filepath.Dir(path), &parent); err != nil {
+		return false, fmt.Errorf("reading %s: %w", filepath.Dir(path), err)
+	}
+	return st.Dev != parent.Dev, nil
 }

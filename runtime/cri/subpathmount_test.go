@@ -184,7 +184,7 @@ func sharedTmpfs(t *testing.T) string {
 	return dir
 }
 
-func isMountPoint(t *testing.T, path string) bool {
+func mountRootAt(t *testing.T, path string) bool {
 	t.Helper()
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -270,7 +270,7 @@ func TestSubPathMountLifecycle(t *testing.T) {
 	if left := testMounts(t, r.opts.RootDir); len(left) > 0 {
 		t.Errorf("still mounted after the pod's data went: %v", left)
 	}
-	if !isMountPoint(t, late) {
+	if !mountRootAt(t, late) {
 		t.Errorf("the host's mount beneath the subPath went with the pod's")
 	}
 	for _, p := range []string{filepath.Join(vol, "data", "hello"), filepath.Join(late, "f"), filepath.Join(outside, "secret")} {
