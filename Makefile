@@ -17,8 +17,9 @@ LDFLAGS := -X $(PKG)/cmd/mirrorlet/app.Version=$(VERSION) \
 # harness's own checks, the benchmark itself only runs with make bench).
 UNIT_PKGS := ./apibackoff/... ./cmd/... ./contentwatch/... ./controllers/... ./filesafety/... ./logdir/... ./manifest/... ./nodeapi/... ./prober/... ./runtime/... ./test/deploy/... ./test/bench/
 # The e2e tests that also run on Debian's containerd 1.6 (no CRI container
-# events: the polling fallback): a pod's life on the node.
-LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods|PauseKilledKeepsDataAndRestartCount)$$
+# events: the polling fallback): a pod's life on the node, and subPath bind
+# mounts (1.6 is the default runtime of deploy/).
+LIFECYCLE_E2E := ^Test(GracefulStopHonoursGracePeriod|GraceKeptOnTheNode|ManifestUpdateReplacesContainer|LabelEditKeepsContainer|RestartAdoptsRunningPods|ContainerdRestartIsSurvived|ImageNeverPulledGivesEvent|ContainerEventsOrPolling|SeedWalkthrough|ManifestURLDownAtBootRunsLastGoodPods|PauseKilledKeepsDataAndRestartCount|SubPathMountedFromResolvedDescriptor|SubPathMountKeptAcrossRestart)$$
 
 .PHONY: help
 help: ## Show this help.

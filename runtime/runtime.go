@@ -67,8 +67,8 @@ type Runtime interface {
 	StopSandbox(ctx context.Context, sandboxID string, grace time.Duration) error
 
 	// RemovePodData removes what the runtime keeps on the node for the pod
-	// with uid across sandboxes: emptyDir volumes, termination messages and
-	// container logs. The caller calls it only once the pod itself is gone
+	// with uid across sandboxes: emptyDir volumes, subPath bind mounts,
+	// termination messages and container logs. The caller calls it only once the pod itself is gone
 	// (no longer desired) and its sandboxes are removed. A pod without data
 	// is not an error.
 	RemovePodData(ctx context.Context, uid types.UID) error

@@ -6,7 +6,11 @@
 // sandboxes of other clients. Container logs go where the kubelet puts them,
 // /var/log/pods/<namespace>_<name>_<uid>/<container>/<attempt>.log, and
 // per-pod data (emptyDir volumes, termination-message files) lives under
-// <RootDir>/pods/<uid>.
+// <RootDir>/pods/<uid>. A volumeMount's subPath is resolved beneath its
+// volume by the kernel and bind-mounted, from the descriptor resolved,
+// onto <RootDir>/pods/<uid>/volume-subpaths/<volume>/<container>/<index>,
+// the path handed to the runtime (subpathmount.go); RemovePodData unmounts
+// them.
 //
 // Run tells the runtime cache which pods changed (Changes) from the
 // runtime's CRI container event stream (GetContainerEvents; containerd ≥

@@ -15,15 +15,15 @@ import (
 
 // containerMounts turns c's volumeMounts into CRI mounts, preparing the host
 // side: emptyDir directories under the pod directory, hostPath checks and
-// creation as the hostPath type says, subPath directories, and the
-// termination-message file.
+// creation as the hostPath type says, subPath directories and their bind
+// mounts (see bindSubPath), and the termination-message file.
 func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string) ([]*runtimeapi.Mount, error) {
 	volumes := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
 	var out []*runtimeapi.Mount
-	for _, m := range c.VolumeMounts {
+	for i, m := range c.VolumeMounts {
 		v, ok := volumes[m.Name]
 		if !ok {
 			return nil, fmt.Errorf("container %s: volumeMount %q: no such volume", c.Name, m.Name)
@@ -33,8 +33,8 @@ func (r *Runtime) containerMounts(pod *corev1.Pod, c *corev1.Container, attempt 
 			return nil, fmt.Errorf("container %s: volume %q: %w", c.Name, v.Name, err)
 		}
 		if m.SubPath != "" {
-			if host, err = resolveSubPath(host, m.SubPath); err != nil {
-				return nil, fmt.Errorf("container %s: volumeMount %q: %w", c.Name, m.Name, err)
+			if host, err = r.bindSubPath(pod, c, i, host); err != nil {
+				return nil, fmt.Errorf("pod %s/%s: container %s: volume %q: %w", pod.Namespace, pod.Name, c.Name, m.Name, err)
 			}
 		}
 		out = append(out, &runtimeapi.Mount{

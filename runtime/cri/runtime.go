@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -28,8 +29,9 @@ type Options struct {
 	// Endpoint is the CRI socket, "unix:///run/containerd/containerd.sock"
 	// (a bare absolute path is taken as a unix socket).
 	Endpoint string
-	// RootDir holds per-pod data: emptyDir volumes and termination-message
-	// files, under RootDir/pods/<uid>. Default /var/lib/mirrorlet.
+	// RootDir holds per-pod data: emptyDir volumes, termination-message
+	// files and subPath bind mounts, under RootDir/pods/<uid>. Default
+	// /var/lib/mirrorlet.
 	RootDir string
 	// PodLogsDir is where container logs go. Default /var/log/pods.
 	PodLogsDir string
@@ -77,6 +79,14 @@ type Runtime struct {
 	metrics             *metrics
 	streaming           atomic.Bool
 	unimplementedLogged atomic.Bool
+
+	// peer is the process ID of the runtime at the other end of the
+	// connection (0 while unknown), read when the connection is made.
+	peer *atomic.Int32
+
+	// subPathOpened, when set (by tests), is called between a subPath's
+	// resolution beneath its volume directory and its bind mount.
+	subPathOpened func(volumeDir, subPath string)
 }
 
 var _ mruntime.Runtime = (*Runtime)(nil)
@@ -98,10 +108,15 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	peer := new(atomic.Int32)
 	conn, err := grpc.NewClient("passthrough:///"+path,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+			c, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
+			if err == nil {
+				peer.Store(peerPID(c))
+			}
+			return c, err
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
 		grpc.WithConnectParams(connectParams()),
@@ -119,6 +134,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		ips:       map[string]string{},
 		eventUIDs: map[string]types.UID{},
 		metrics:   m,
+		peer:      peer,
 	}
 	vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -251,4 +267,24 @@ func connectParams() grpc.ConnectParams {
 	p := grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: 5 * time.Second}
 	p.Backoff.BaseDelay, p.Backoff.MaxDelay = 100*time.Millisecond, 3*time.Second
 	return p
+}
+
+// peerPID returns the process ID of the other end of a unix socket
+// connection, or 0 if it cannot be had.
+func peerPID(c net.Conn) int32 {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var pid int32
+	_ = raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = cred.Pid
+		}
+	})
+	return pid
 }

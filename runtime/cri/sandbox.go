@@ -270,11 +270,17 @@ func (r *Runtime) PodDataUIDs(context.Context) ([]types.UID, error) {
 	return uids, nil
 }
 
-// RemovePodData implements mruntime.Runtime: the pod's directory under
-// RootDir/pods and its log directories (<ns>_<name>_<uid>) go.
+// RemovePodData implements mruntime.Runtime: the pod's subPath bind
+// mounts are unmounted, then its directory under RootDir/pods and its log
+// directories (<ns>_<name>_<uid>) go. A directory with anything still
+// mounted beneath it is never removed: that would delete what the mount
+// shows (a hostPath's files).
 func (r *Runtime) RemovePodData(_ context.Context, uid types.UID) error {
 	if uid == "" || strings.ContainsAny(string(uid), "/*?[") {
 		return fmt.Errorf("removing data of pod %q: invalid UID", uid)
+	}
+	if err := r.unmountPodDir(uid); err != nil {
+		return err
 	}
 	dirs, err := filepath.Glob(filepath.Join(r.opts.PodLogsDir, "*_"+string(uid)))
 	if err != nil {
@@ -284,6 +290,23 @@ func (r *Runtime) RemovePodData(_ context.Context, uid types.UID) error {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("removing %s: %w", dir, err)
 		}
+	}
+	return nil
+}
+
+// unmountPodDir removes the subPath mounts of pod uid and checks that
+// nothing else is mounted beneath its directory.
+func (r *Runtime) unmountPodDir(uid types.UID) error {
+	dir := r.podDir(string(uid))
+	if err := removeSubPathMounts(dir); err != nil {
+		return fmt.Errorf("removing subPath mounts of pod %s: %w", uid, err)
+	}
+	mounted, err := mountBeneath(dir)
+	if err != nil {
+		return fmt.Errorf("removing data of pod %s: looking for mounts: %w", uid, err)
+	}
+	if mounted != "" {
+		return fmt.Errorf("removing data of pod %s: %s is still mounted; not removed", uid, mounted)
 	}
 	return nil
 }

@@ -3,9 +3,7 @@ package cri
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -14,22 +12,22 @@ import (
 // errSubPathEscapes marks a subPath that leads out of its volume.
 var errSubPathEscapes = errors.New("leads out of the volume")
 
-// resolveSubPath returns the host path of sub inside the volume directory
-// root, creating missing directories on the way, without ever following a
-// symlink (or "..") out of root: the container owns the volume's contents
-// and may have planted a symlink to the host's /etc there (the kubelet's
-// CVE-2017-1002101 class). Every step is resolved by the kernel with
-// openat2(RESOLVE_BENEATH), and the path returned is the one the kernel
-// found, so a symlink inside the volume that stays inside it still works.
+// openSubPath opens sub inside the volume directory root as an O_PATH
+// descriptor, creating missing directories on the way, without ever
+// following a symlink (or "..") out of root: the container owns the
+// volume's contents and may have planted a symlink to the host's /etc
+// there (the kubelet's CVE-2017-1002101 class). Every step is resolved by
+// the kernel with openat2(RESOLVE_BENEATH), so a symlink inside the volume
+// that stays inside it still works.
 //
-// What remains: the returned path is handed to the runtime, which mounts
-// it later; a container that swaps a directory for a symlink in between
-// could still win that race. The kubelet closes it by bind-mounting the
-// opened file descriptor; mirrorlet does not yet.
-func resolveSubPath(root, sub string) (string, error) {
+// The descriptor, not a path, is what the caller uses (bindSubPath mounts
+// it): a path found now could be swapped for a symlink by the container
+// before the runtime mounts it (CVE-2021-25741); the descriptor keeps the
+// inode that was checked.
+func openSubPath(root, sub string) (int, error) {
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", fmt.Errorf("opening volume directory %s: %w", root, err)
+		return -1, fmt.Errorf("subPath %q: opening volume directory %s: %w", sub, root, err)
 	}
 	defer func() { _ = unix.Close(rootFD) }()
 	clean := filepath.Clean(sub)
@@ -40,14 +38,9 @@ func resolveSubPath(root, sub string) (string, error) {
 		}
 	}
 	if err != nil {
-		return "", subPathError(sub, err)
+		return -1, subPathError(sub, err)
 	}
-	defer func() { _ = unix.Close(fd) }()
-	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return "", fmt.Errorf("subPath %q: resolving: %w", sub, err)
-	}
-	return path, nil
+	return fd, nil
 }
 
 // openBeneath opens path below dirFD as an O_PATH descriptor; the kernel

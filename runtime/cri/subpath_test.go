@@ -4,7 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestResolveSubPath(t *testing.T) {
@@ -42,18 +45,18 @@ func TestResolveSubPath(t *testing.T) {
 		{sub: "data/abs-etc", escapes: true},
 	} {
 		t.Run(tc.sub, func(t *testing.T) {
-			got, err := resolveSubPath(vol, tc.sub)
+			got, err := openedPath(vol, tc.sub)
 			if tc.escapes {
 				if !errors.Is(err, errSubPathEscapes) {
-					t.Fatalf("resolveSubPath(%q) = %q, %v; want it refused as leading out", tc.sub, got, err)
+					t.Fatalf("openSubPath(%q) opened %q, %v; want it refused as leading out", tc.sub, got, err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("resolveSubPath(%q): %v", tc.sub, err)
+				t.Fatalf("openSubPath(%q): %v", tc.sub, err)
 			}
 			if want := filepath.Join(vol, tc.want); got != want {
-				t.Errorf("resolveSubPath(%q) = %q, want %q", tc.sub, got, want)
+				t.Errorf("openSubPath(%q) opened %q, want %q", tc.sub, got, want)
 			}
 			if info, err := os.Stat(got); err != nil || !info.IsDir() {
 				t.Errorf("%s is not a directory: %v", got, err)
@@ -63,4 +66,14 @@ func TestResolveSubPath(t *testing.T) {
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("something was created outside the volume: %v", entries)
 	}
+}
+
+// openedPath is the path of what openSubPath opens, as the kernel found it.
+func openedPath(root, sub string) (string, error) {
+	fd, err := openSubPath(root, sub)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = unix.Close(fd) }()
+	return os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 }

@@ -93,8 +93,16 @@ func TestUnits(t *testing.T) {
 			t.Errorf("mirrorlet.service sets %s=: it hides host paths that hostPath volumes are checked against", opt)
 		}
 	}
-	if v := unitValue(m, "ProtectSystem"); v == "full" || v == "strict" {
-		t.Errorf("mirrorlet.service ProtectSystem=%s makes /etc read-only: DirectoryOrCreate hostPaths there fail", v)
+	// Options that give the service a mount namespace of its own, whose
+	// mounts systemd makes slaves of the host's (systemd.exec(5)).
+	for _, opt := range []string{
+		"ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectControlGroups", "ProtectProc", "ProcSubset",
+		"PrivateDevices", "PrivateMounts", "ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths",
+		"TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths", "RootDirectory", "RootImage", "MountFlags", "DynamicUser",
+	} {
+		if v := unitValue(m, opt); v != "" {
+			t.Errorf("mirrorlet.service sets %s=%s: its subPath bind mounts would stay in a mount namespace of its own, never seen by containerd", opt, v)
+		}
 	}
 
 	c := read(t, "deploy/systemd/containerd-mirrorlet.service")

@@ -174,6 +174,9 @@ type node struct {
 	extraFlags []string
 	// kubeconfig, when set, replaces the suite's admin kubeconfig.
 	kubeconfig string
+	// sysProcAttr, when set, is how mirrorlet's process is started (in
+	// namespaces of its own, say).
+	sysProcAttr *syscall.SysProcAttr
 }
 
 // nodeOption changes a node before its mirrorlet starts.
@@ -215,6 +218,7 @@ func (n *node) start() {
 	n.log = logFile
 	n.cmd = exec.Command(binary, n.flags()...)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
+	n.cmd.SysProcAttr = n.sysProcAttr
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -268,8 +272,17 @@ func (n *node) cleanup() {
 	if n.cmd != nil && len(entries) > 0 {
 		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, time.Minute, true,
 			func(context.Context) (bool, error) { return len(n.runtimePods()) == 0, nil })
+		// subPath bind mounts go with the pods' data, just after the pods.
+		_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true,
+			func(context.Context) (bool, error) { return len(mountsUnder(n.t, n.root)) == 0, nil })
 	}
 	n.stop(syscall.SIGTERM)
+	// Whatever is still mounted beneath the node's directory (a test's own
+	// mounts, or a failed test's) goes before the directory is removed, so
+	// that removing it never deletes through a mount.
+	for _, p := range mountsUnder(n.t, n.dir) {
+		_ = syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 	if n.t.Failed() {
 		if data, err := os.ReadFile(filepath.Join(n.dir, "mirrorlet.log")); err == nil {
 			lines := strings.Split(string(data), "\n")
