@@ -11,6 +11,9 @@
 // fake), and 100 in-process agents × 10 pods against one API server. On
 // containerd the pods are web servers, so that a spec edit is proven by
 // the new container answering and a crash is a real process killed on the
-// node.
+// node. At 1,000 pods, other API clients with identities of their own
+// make a steady stream of small requests, and their latency in each phase
+// (with the API server's Priority and Fairness counters of mirrorlet's
+// requests) says whether mirrorlet's bursts starve them.
 // MIRRORLET_BENCH=1 enables it; `go test ./...` skips it.
 package bench

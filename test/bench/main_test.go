@@ -236,6 +236,12 @@ func (r *report) fakeCRI(t *testing.T, n int) {
 	w := &workload{t: t, tg: tg, cs: admin, rec: rec, n: n, pod: hostPod("registry.invalid/bench/pause:v1"),
 		quiet: 60 * time.Second, limit: 5 * time.Minute, drained: cri.drained,
 		res: &scenario{name: fmt.Sprintf("%d pods, fake CRI server, binary", n), n: n}}
+	// Other API clients, and where mirrorlet's own requests land at the
+	// API server's Priority and Fairness.
+	w.probes = startProbes(t)
+	if w.res.apf, err = apfMatchOf(t.Context(), nodeUser(node)); err != nil {
+		t.Fatal(err)
+	}
 	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
 		// The test process here is the fake CRI server and the harness:
 		// its profile shows whether they, not mirrorlet, bound a step.

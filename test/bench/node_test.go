@@ -136,7 +136,8 @@ func (w *workload) crash() {
 		}
 		pid, err := w.pidOf(ids[0])
 		if err != nil {
-			w.t.Fatal(err)
+			w.t.Fatalf("crash: mirror %s: %v; its container status: %+v; the watch's events of it: %s",
+				m.Name, err, m.Status.ContainerStatuses, w.rec.history(m.Name))
 		}
 		killed.Store(name, time.Now())
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -171,7 +172,11 @@ func (w *workload) pidOf(containerID string) (int, error) {
 		return 0, fmt.Errorf("reading the verbose status of %s: %w", id, err)
 	}
 	if info.Pid <= 0 {
-		return 0, fmt.Errorf("no pid in the verbose status of %s", id)
+		// Not running: say what the runtime has, against what the mirror
+		// showed.
+		st := resp.GetStatus()
+		return 0, fmt.Errorf("no pid in the verbose status of %s: the runtime has it %s (exit code %d, reason %q, finished %s)",
+			id, st.GetState(), st.GetExitCode(), st.GetReason(), time.Unix(0, st.GetFinishedAt()).UTC().Format(time.StampMilli))
 	}
 	return info.Pid, nil
 }

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -149,4 +150,36 @@ func ready(ev event) bool {
 		}
 	}
 	return false
+}
+
+// has reports whether the watch has delivered every pod of pods at its
+// resourceVersion (or a later event of the same pod).
+func (r *recorder) has(pods []corev1.Pod) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range pods {
+		evs := r.byName[p.Name]
+		if len(evs) == 0 {
+			return false
+		}
+		last := evs[len(evs)-1].pod
+		cmp, err := resourceversion.CompareResourceVersion(last.ResourceVersion, p.ResourceVersion)
+		if err != nil || cmp < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// history is the watch events of pod name (type, UID, resourceVersion,
+// phase, deleting), for error messages.
+func (r *recorder) history(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range r.byName[name] {
+		fmt.Fprintf(&b, "\n\t%s %s uid %s rv %s %s deleting=%v", ev.at.UTC().Format("15:04:05.000"), ev.typ,
+			ev.pod.UID, ev.pod.ResourceVersion, ev.pod.Status.Phase, ev.pod.DeletionTimestamp != nil)
+	}
+	return b.String()
 }

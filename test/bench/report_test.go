@@ -34,6 +34,14 @@ type scenario struct {
 	// createCPU is mirrorlet's CPU time over the create step, which took
 	// createWall.
 	createCPU, createWall time.Duration
+	// apf is where mirrorlet's requests land at the API server (Priority
+	// and Fairness); phases are the workload's phases with its counters,
+	// probes other clients' latencies per phase, seats the nominal seats
+	// by priority level (scenarios with probes only).
+	apf    apfMatch
+	phases []phase
+	probes []probeRow
+	seats  map[string]float64
 }
 
 func (s *scenario) add(what string, ds []time.Duration) {
@@ -92,6 +100,9 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %.2f s / %.1f s | %s | %s | %.0f | %.2f | %.0f MB%s | %s, %s |\n", s.name, s.createCPU.Seconds(), s.createWall.Seconds(),
 			s.window, counts(s.steady), podWrites(s.steady),
 			s.cpuPerMin, float64(s.rss)/1e6, map[bool]string{true: " (test process)"}[s.inProcess], ms(s.restartReady), counts(s.restartWrites))
+	}
+	for _, s := range r.scenarios {
+		b.WriteString(s.probesMarkdown())
 	}
 	if r.fleetRes != nil {
 		b.WriteString("\n" + r.fleetRes.markdown())
@@ -181,7 +192,8 @@ func (r *report) checks() []check {
 		cs = append(cs, r.nodeChecks(n)...)
 	}
 	cs = append(cs, r.resourceChecks()...)
-	return append(cs, r.fleetChecks()...)
+	cs = append(cs, r.fleetChecks()...)
+	return append(cs, r.starvationChecks()...)
 }
 
 // podChecks: no restart on a label edit, no pod writes at steady state,
@@ -271,6 +283,62 @@ func (r *report) fleetChecks() []check {
 		{target: targetFleetAPI, ok: true, report: true,
 			measured: fmt.Sprintf("%.2f/min per node; 5,000 nodes %.0f/min (%.1f/s)", f.perNode(), f.perNode()*5000, f.perNode()*5000/60)},
 	}
+}
+
+const (
+	targetStarved = "1,000 pods: other API clients not starved during the create burst " +
+		"(their GET p99 ≤ 1 s, LIST p99 ≤ 5 s: the Kubernetes API call latency SLOs)"
+	targetAPF = "1,000 pods: mirrorlet's requests queued or rejected (429) by API Priority and Fairness in the create burst"
+)
+
+// starvationChecks: the probes' latencies in the create burst (quiet
+// minute for comparison), and what Priority and Fairness did with
+// mirrorlet's requests.
+func (r *report) starvationChecks() []check {
+	s := r.scenario(1000)
+	if s == nil || len(s.probes) == 0 {
+		return notRun(targetStarved, targetAPF)
+	}
+	starved := check{target: targetStarved, ok: true, met: true}
+	var parts []string
+	for _, p := range s.probes {
+		if p.phase != phaseCreate {
+			continue
+		}
+		quiet := s.probeRow(p.who, phaseQuiet)
+		parts = append(parts, fmt.Sprintf("%s: GET p99 %s (quiet %s), LIST p99 %s (quiet %s), failed %d",
+			p.who, p99of(p.get), p99of(quiet.get), p99of(p.list), p99of(quiet.list), p.failed))
+		if len(p.get) == 0 || len(p.list) == 0 || quantile(p.get, 0.99) > time.Second ||
+			quantile(p.list, 0.99) > 5*time.Second || p.failed > 0 {
+			starved.met = false
+		}
+	}
+	starved.measured = strings.Join(parts, "; ")
+	apf := check{target: targetAPF, ok: true, report: true, measured: "not read"}
+	for _, ph := range s.phases {
+		if ph.name == phaseCreate && ph.apfOK {
+			apf.measured = fmt.Sprintf("%s: %.0f dispatched, %.0f waited in a queue > 5 ms, %.0f > 100 ms, %.0f > 1 s, %.0f rejected (429)",
+				s.apf, ph.apf.dispatched, ph.apf.waited5ms, ph.apf.waited100, ph.apf.waited1s, ph.apf.rejected)
+		}
+	}
+	return []check{starved, apf}
+}
+
+// probeRow is probe who's row in phase ph (empty when none).
+func (s *scenario) probeRow(who, ph string) probeRow {
+	for _, p := range s.probes {
+		if p.who == who && p.phase == ph {
+			return p
+		}
+	}
+	return probeRow{}
+}
+
+func p99of(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	return ms(quantile(ds, 0.99))
 }
 
 func onlyNodeWrites(m map[string]float64) bool {

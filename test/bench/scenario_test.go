@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
@@ -47,6 +48,12 @@ type workload struct {
 	// criClient, when set, runs the node-side steps (spec edit, crash).
 	ports     map[string]int
 	criClient runtimeapi.RuntimeServiceClient
+	// probes are other API clients whose latency is reported per phase
+	// (nil: none).
+	probes []*apiProbe
+	// stepEnd is every mirror as the last wait of a step saw it (see
+	// settled).
+	stepEnd map[string]*corev1.Pod
 }
 
 func (w *workload) names() []string {
@@ -90,6 +97,7 @@ func (w *workload) latencies(what string, since time.Time, start func(string) ti
 	if err != nil {
 		w.t.Fatalf("%s: %d of %d pods done within %s", what, len(out), w.n, w.limit)
 	}
+	w.stepEnd = w.current()
 	return out
 }
 
@@ -116,9 +124,11 @@ func (w *workload) create() {
 		w.t.Fatal(err)
 	}
 	since := time.Now()
+	end := w.phase(phaseCreate)
 	w.writeAll(nil)
 	w.res.add("manifest written → mirror exists", w.latencies("mirror exists", since, w.fileStamp, exists))
 	w.res.add("manifest written → mirror Running", w.latencies("mirror Running", since, w.fileStamp, ready))
+	end()
 	// CPU used by mirrorlet in the create step, against its wall time:
 	// computing, or waiting (on the API server, the runtime, or a core).
 	cpu1, _, err := w.tg.usage()
@@ -139,7 +149,9 @@ func (w *workload) steady() {
 		w.t.Fatal(err)
 	}
 	since := time.Now()
+	end := w.phase(phaseQuiet)
 	<-time.After(w.quiet)
+	end()
 	req1, err := w.tg.requests()
 	if err != nil {
 		w.t.Fatal(err)
@@ -237,9 +249,15 @@ func (w *workload) labelEdit() {
 }
 
 // deleteAll deletes every mirror (grace nil: the pod's own) from 8 clients
-// at once and measures delete call → a new mirror (new UID) Running.
+// at once and measures delete call → a new mirror (new UID) Running. The
+// mirrors deleted are the API server's, once the harness's watch has
+// delivered them (settled): each is deleted with its UID as precondition,
+// so a delete can only miss if a mirror was replaced between that read and
+// the call, which the harness reports as mirrorlet's (see replaced).
 func (w *workload) deleteAll(what string, grace *int64) {
-	olds := w.current()
+	olds := w.settled(what)
+	end := w.phase(map[bool]string{true: phaseGraceful, false: phaseForced}[grace == nil])
+	defer end()
 	issued := sync.Map{}
 	since := time.Now()
 	var wg sync.WaitGroup
@@ -247,12 +265,9 @@ func (w *workload) deleteAll(what string, grace *int64) {
 	for range 8 {
 		wg.Go(func() {
 			for name := range work {
-				m := olds[w.mirror(name)]
 				issued.Store(name, time.Now())
-				err := w.cs.CoreV1().Pods("default").Delete(context.Background(), m.Name,
-					metav1.DeleteOptions{GracePeriodSeconds: grace, Preconditions: &metav1.Preconditions{UID: &m.UID}})
-				if err != nil {
-					w.t.Errorf("deleting %s: %v", m.Name, err)
+				if err := w.deleteMirror(olds[w.mirror(name)], grace); err != nil {
+					w.t.Error(err)
 				}
 			}
 		})
@@ -267,6 +282,57 @@ func (w *workload) deleteAll(what string, grace *int64) {
 		old := olds[w.mirror(ev.name)]
 		return ready(ev) && (old == nil || ev.pod.UID != old.UID)
 	}))
+}
+
+// deleteMirror deletes m if it is still that very mirror (UID
+// precondition). A refusal means someone replaced it since the harness
+// read it: nothing but mirrorlet writes mirrors here, so the error names
+// the mirror now in its place and the harness's events of that name.
+func (w *workload) deleteMirror(m *corev1.Pod, grace *int64) error {
+	err := w.cs.CoreV1().Pods("default").Delete(context.Background(), m.Name,
+		metav1.DeleteOptions{GracePeriodSeconds: grace, Preconditions: &metav1.Preconditions{UID: &m.UID}})
+	if !apierrors.IsConflict(err) {
+		return err
+	}
+	now, gerr := w.cs.CoreV1().Pods("default").Get(context.Background(), m.Name, metav1.GetOptions{})
+	if gerr != nil {
+		return fmt.Errorf("deleting %s (uid %s): %w; reading it again: %w", m.Name, m.UID, err, gerr)
+	}
+	return fmt.Errorf("deleting %s: %w: mirror %s (resourceVersion %s) was replaced by %s, created %s, "+
+		"since the harness read it; the harness's events of it: %s",
+		m.Name, err, m.UID, m.ResourceVersion, now.UID, now.CreationTimestamp.UTC().Format(time.StampMilli), w.rec.history(m.Name))
+}
+
+// settled returns every mirror of the node as the API server has it now
+// (a list: a consistent read), once the harness's watch has delivered
+// those very versions, so that a step starts from what is in the API and
+// its own events follow them. A mirror whose UID is not the one the last
+// step ended with was replaced with nothing deleting it (that step ended
+// with every mirror in place): an error, mirrorlet's, since it should
+// create each mirror once per delete (issue 12: "one create, never two
+// mirrors").
+func (w *workload) settled(step string) map[string]*corev1.Pod {
+	w.t.Helper()
+	list, err := w.cs.CoreV1().Pods("default").List(context.Background(),
+		metav1.ListOptions{FieldSelector: "spec.nodeName=" + w.tg.node()})
+	if err != nil {
+		w.t.Fatalf("%s: listing mirrors: %v", step, err)
+	}
+	err = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true,
+		func(context.Context) (bool, error) { return w.rec.has(list.Items), nil })
+	if err != nil {
+		w.t.Fatalf("%s: the harness's watch did not deliver the mirrors listed at resourceVersion %s within 1m", step, list.ResourceVersion)
+	}
+	out := map[string]*corev1.Pod{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		out[p.Name] = p
+		if s := w.stepEnd[p.Name]; s != nil && s.UID != p.UID {
+			w.t.Errorf("%s: mirror %s replaced since the last step ended, with nothing deleting it: uid %s → %s; events: %s",
+				step, p.Name, s.UID, p.UID, w.rec.history(p.Name))
+		}
+	}
+	return out
 }
 
 // restart restarts mirrorlet with every pod and mirror in place and counts
@@ -319,6 +385,7 @@ func (w *workload) run() {
 		w.crash()
 	}
 	w.restart()
+	w.summariseProbes()
 	w.cleanup()
 }
 

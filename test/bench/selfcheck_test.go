@@ -2,11 +2,17 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
@@ -78,5 +84,104 @@ func TestTargetsKeepTheirIDs(t *testing.T) {
 	table := full.targets()
 	if !strings.Contains(table, "Not met: T2,") || !strings.Contains(table, "| T2 | manifest → mirror, 50 pods") {
 		t.Fatalf("T2 (50 pods p99 1 s) not listed as not met:\n%s", table)
+	}
+}
+
+// TestParseAPF: the API server's Priority and Fairness counters are read
+// by FlowSchema and priority level; waits over 100 ms and 1 s come from
+// the histogram's buckets.
+func TestParseAPF(t *testing.T) {
+	const text = `# HELP apiserver_flowcontrol_dispatched_requests_total x
+apiserver_flowcontrol_dispatched_requests_total{flow_schema="global-default",priority_level="global-default"} 2100
+apiserver_flowcontrol_dispatched_requests_total{flow_schema="exempt",priority_level="exempt"} 7
+apiserver_flowcontrol_rejected_requests_total{flow_schema="global-default",priority_level="global-default",reason="queue-full"} 3
+apiserver_flowcontrol_rejected_requests_total{flow_schema="global-default",priority_level="global-default",reason="time-out"} 2
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="global-default",priority_level="global-default",le="0"} 0
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="global-default",priority_level="global-default",le="0.005"} 2060
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="global-default",priority_level="global-default",le="0.1"} 2080
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="global-default",priority_level="global-default",le="1"} 2098
+apiserver_flowcontrol_request_wait_duration_seconds_count{execute="true",flow_schema="global-default",priority_level="global-default"} 2100
+apiserver_flowcontrol_request_wait_duration_seconds_count{execute="false",flow_schema="global-default",priority_level="global-default"} 5
+apiserver_flowcontrol_nominal_limit_seats{priority_level="global-default"} 49
+`
+	snap := parseAPF(text)
+	got := snap.counts[apfMatch{flowSchema: "global-default", priorityLevel: "global-default"}]
+	want := apfCounts{dispatched: 2100, waited5ms: 40, waited100: 20, waited1s: 2, rejected: 5}
+	if got != want {
+		t.Fatalf("global-default: %+v, want %+v", got, want)
+	}
+	if snap.seats["global-default"] != 49 {
+		t.Fatalf("nominal seats %v, want 49 for global-default", snap.seats)
+	}
+}
+
+// TestStarvationTarget: the target is met when every probe's create-burst
+// p99 is within the SLOs, not met when one is over.
+func TestStarvationTarget(t *testing.T) {
+	ds := func(d time.Duration) []time.Duration { return []time.Duration{d} }
+	s := &scenario{n: 1000, probes: []probeRow{
+		{who: "a", phase: phaseCreate, get: ds(50 * time.Millisecond), list: ds(4 * time.Second)},
+		{who: "a", phase: phaseQuiet, get: ds(time.Millisecond), list: ds(time.Millisecond)},
+	}}
+	r := &report{scenarios: []*scenario{s}}
+	if c := r.starvationChecks()[0]; !c.ok || !c.met {
+		t.Fatalf("within the SLOs: %+v, want met", c)
+	}
+	s.probes[0].get = ds(1100 * time.Millisecond)
+	if c := r.starvationChecks()[0]; c.met {
+		t.Fatalf("GET p99 1.1 s: %+v, want not met", c)
+	}
+}
+
+// errorsTB records Errorf instead of failing.
+type errorsTB struct {
+	testing.TB
+	errs []string
+}
+
+func (e *errorsTB) Errorf(format string, args ...any) {
+	e.errs = append(e.errs, fmt.Sprintf(format, args...))
+}
+
+// nodeOnly is a target of which only the node name is used.
+type nodeOnly struct{ target }
+
+func (nodeOnly) node() string { return "n1" }
+
+// TestSettledReportsAReplacedMirror: a delete step deletes the mirrors the
+// API server has (not the last ones the harness saw), and a mirror
+// replaced since the last step ended, with nothing deleting it, is an
+// error naming both UIDs.
+func TestSettledReportsAReplacedMirror(t *testing.T) {
+	pod := func(uid, rv string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "m-n1", Namespace: "default", UID: types.UID(uid), ResourceVersion: rv},
+			Spec: corev1.PodSpec{NodeName: "n1"}}
+	}
+	for _, tc := range []struct {
+		name     string
+		inAPI    *corev1.Pod
+		replaced bool
+	}{
+		{"same mirror", pod("uid-2", "12"), false},
+		{"replaced", pod("uid-3", "14"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder()
+			for _, p := range []*corev1.Pod{pod("uid-2", "12"), tc.inAPI} {
+				e := event{at: time.Now(), typ: watch.Modified, pod: p, name: p.Name}
+				rec.events, rec.byName[p.Name] = append(rec.events, e), append(rec.byName[p.Name], e)
+			}
+			tb := &errorsTB{TB: t}
+			w := &workload{t: tb, tg: nodeOnly{}, rec: rec, cs: fake.NewClientset(tc.inAPI),
+				stepEnd: map[string]*corev1.Pod{"m-n1": pod("uid-2", "12")}}
+			got := w.settled("step")
+			if got["m-n1"] == nil || got["m-n1"].UID != tc.inAPI.UID {
+				t.Fatalf("settled %v, want the API's mirror %s", got, tc.inAPI.UID)
+			}
+			if replaced := len(tb.errs) > 0; replaced != tc.replaced ||
+				(replaced && !strings.Contains(tb.errs[0], "uid-2 → uid-3")) {
+				t.Fatalf("errors %q, want replaced=%v naming uid-2 → uid-3", tb.errs, tc.replaced)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,11 +85,18 @@ func startProcess(t testing.TB, node, kubeconfig, endpoint string) *processTarge
 
 func (p *processTarget) start(t testing.TB) {
 	t.Helper()
-	logFile, err := os.OpenFile(filepath.Join(p.work, "mirrorlet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(p.work, "mirrorlet.log")
+	flags := p.flags
+	if dir := os.Getenv("BENCH_LOGS"); dir != "" {
+		// Kept after the run, every line (zap's production sampling off).
+		logPath = filepath.Join(dir, p.name+".log")
+		flags = append(slices.Clip(flags), "--zap-devel")
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, p.flags...)
+	p.cmd = exec.Command(binary, flags...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func TestNextToAKubelet(t *testing.T) {
 	}
 	checkRuntimesApart(t, k, n.Name())
 	checkWritesApart(t, host, n.Name())
-	checkRefusesKubeletNode(t, host, after["kstatic-"+host])
+	checkRefusesKubeletNode(t, host, "kstatic-"+host)
 }
 
 func (k *kubelet) writeManifest(t *testing.T, file string, pod *corev1.Pod) {
@@ -236,14 +236,31 @@ func checkWritesApart(t *testing.T, kubeletNode, static string) {
 }
 
 // checkRefusesKubeletNode starts mirrorlet with the kubelet's node name (as
-// identity mirrorlet:node:<it>): it must exit with its message, and the
-// kubelet's mirror must stay as it is.
-func checkRefusesKubeletNode(t *testing.T, kubeletNode string, mirror *corev1.Pod) {
+// identity mirrorlet:node:<it>): it must exit with its message, having
+// written nothing at all (no pod, Node or Lease: the audit log says who
+// wrote what), and the kubelet's mirror stays as it is unless someone
+// other than mirrorlet replaced it (logged, with who deleted it).
+//
+// The mirror compared is read once the kubelet is done with it (Running,
+// not being deleted), not right after the churn: the churn deletes
+// kstatic-<host> gracefully every 2 s, and the kubelet does not replace a
+// gracefully deleted mirror at once (three runs: 30 deletes by the admin,
+// 1 by the kubelet): it stays Running with a deletionTimestamp until the
+// kubelet's periodic pod sync replaces it, which may fall while this check
+// runs. Comparing that mirror's UID failed the test once for the kubelet's
+// own replacement. A new UID is mirrorlet's doing only if the audit log
+// shows a write of mirrorlet's.
+func checkRefusesKubeletNode(t *testing.T, kubeletNode, mirrorName string) {
 	t.Helper()
-	kc, err := userKubeconfig("mirrorlet:node:"+kubeletNode, "mirrorlet:nodes")
+	identity := "mirrorlet:node:" + kubeletNode
+	kc, err := userKubeconfig(identity, "mirrorlet:nodes")
 	if err != nil {
 		t.Fatal(err)
 	}
+	mirror := waitMirrorSettled(t, mirrorName)
+	events := auditEvents(t)
+	mark := len(events)
+	t.Logf("the kubelet's mirror %s so far deleted by (user: times): %v", mirrorName, tally(deletersIn(events, "pods", "default", mirrorName)))
 	dir := t.TempDir()
 	p, err := nodetest.StartProcess("mirrorlet "+kubeletNode, filepath.Join(dir, "mirrorlet.log"), mirrorlet,
 		"--kubeconfig", kc, "--node-name", kubeletNode, "--pod-manifest-path", dir,
@@ -264,8 +281,47 @@ func checkRefusesKubeletNode(t *testing.T, kubeletNode string, mirror *corev1.Po
 		t.Errorf("mirrorlet with the kubelet's node name: exit code %d, want non-zero and a message naming --node-name:\n%s", p.ExitCode(), log)
 	}
 	t.Logf("mirrorlet --node-name %s refuses:\n%s", kubeletNode, strings.Join(nodetest.Lines(log, "kubelet"), "\n"))
-	m := &corev1.Pod{}
-	if err := admin.Get(t.Context(), client.ObjectKeyFromObject(mirror), m); err != nil || m.UID != mirror.UID {
-		t.Errorf("the kubelet's mirror %s changed after mirrorlet was refused: %v", mirror.Name, err)
+	since := auditEvents(t)[mark:]
+	for _, e := range since {
+		if e.User.Username == identity {
+			t.Errorf("refused mirrorlet %s wrote: %s %s/%s %s (code %d)", identity, e.Verb, e.ObjectRef.Resource,
+				e.ObjectRef.Subresource, e.ObjectRef.Name, e.ResponseStatus.Code)
+		}
 	}
+	m := &corev1.Pod{}
+	if err := admin.Get(t.Context(), client.ObjectKeyFromObject(mirror), m); err != nil {
+		t.Errorf("the kubelet's mirror %s after mirrorlet was refused: %v", mirror.Name, err)
+	} else if m.UID != mirror.UID {
+		// Not mirrorlet's doing when it wrote nothing (checked above):
+		// say who replaced it.
+		t.Logf("the kubelet's mirror %s was replaced (uid %s → %s) while mirrorlet was refused; deleted by %v",
+			mirror.Name, mirror.UID, m.UID, deletersIn(since, "pods", "default", mirror.Name))
+	}
+}
+
+// waitMirrorSettled waits until the kubelet's mirror name is Running and
+// not being deleted, and returns it.
+func waitMirrorSettled(t *testing.T, name string) *corev1.Pod {
+	t.Helper()
+	start := time.Now()
+	first := getPod(t, "default", name)
+	var mirror *corev1.Pod
+	nodetest.Eventually(t, 2*time.Minute, "the kubelet's mirror "+name+" Running and not being deleted", func() bool {
+		mirror = getPod(t, "default", name)
+		return running(mirror) && mirror.DeletionTimestamp == nil
+	})
+	if first != nil && first.UID != mirror.UID {
+		t.Logf("the kubelet's mirror %s was being deleted (since %s) after the churn; the kubelet replaced it %s later (uid %s → %s)",
+			name, first.DeletionTimestamp, time.Since(start).Round(time.Second), first.UID, mirror.UID)
+	}
+	return mirror
+}
+
+// tally counts the times each string occurs.
+func tally(ss []string) map[string]int {
+	out := map[string]int{}
+	for _, s := range ss {
+		out[s]++
+	}
+	return out
 }

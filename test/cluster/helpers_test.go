@@ -146,8 +146,14 @@ func auditEvents(t testing.TB) []auditEvent {
 // the API server's audit log, oldest first.
 func deleters(t testing.TB, resource, namespace, name string) []string {
 	t.Helper()
+	return deletersIn(auditEvents(t), resource, namespace, name)
+}
+
+// deletersIn returns who deleted resource namespace/name successfully in
+// events.
+func deletersIn(events []auditEvent, resource, namespace, name string) []string {
 	var users []string
-	for _, e := range auditEvents(t) {
+	for _, e := range events {
 		r := e.ObjectRef
 		if e.Verb == "delete" && r.Resource == resource && r.Subresource == "" && r.Namespace == namespace &&
 			r.Name == name && e.ResponseStatus.Code < 300 {

@@ -138,9 +138,10 @@ func startAPIServer(ctx context.Context) (func() error, error) {
 		"deploy/admission/node-scoping.yaml", "deploy/admission/read-only-mirrors.yaml")
 }
 
-// auditPolicy records who writes pods and nodes: how a test tells the
-// garbage collector's deletes from anyone else's, and proves that neither
-// a kubelet nor mirrorlet writes the other's pods.
+// auditPolicy records who writes pods, nodes and Leases: how a test tells
+// the garbage collector's deletes from anyone else's, and proves that
+// neither a kubelet nor mirrorlet writes the other's pods, and that a
+// mirrorlet refused a kubelet's node name writes nothing.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -149,7 +150,9 @@ rules:
   verbs: [create, update, patch, delete, deletecollection]
   resources:
   - group: ""
-    resources: [pods, pods/status, nodes]
+    resources: [pods, pods/status, nodes, nodes/status]
+  - group: coordination.k8s.io
+    resources: [leases]
 - level: None
 `
 
