@@ -41,9 +41,9 @@ const (
 // Probe identities. The service account lands in the FlowSchema
 // service-accounts (priority level workload-low), as in-cluster workloads
 // and operators do; the user in global-default, as a person with kubectl
-// does, and as mirrorlet's own identity (group mirrorlet:nodes, not
-// system:nodes) does: same priority level, a flow of its own (FlowSchema
-// global-default distinguishes flows by user).
+// does. mirrorlet's own identity (group mirrorlet:nodes) lands in
+// deploy/rbac's FlowSchema mirrorlet-nodes, priority level system, as the
+// kubelets' (without it, global-default: the user's level).
 var probeUsers = []struct {
 	who  string
 	user envtest.User
