@@ -37,12 +37,12 @@ func TestSetNotifiesOnlyChanges(t *testing.T) {
 		t.Fatalf("%d notifications for a state set twice, want 1", *n)
 	}
 	changes := map[string]func(st *State){
-		"UID":     func(st *State) { st.UID = "v" },
-		"Message": func(st *State) { st.Message = "" },
-		"Pod":     func(st *State) { st.Pod.Containers[0].State = runtime.ContainerExited },
-		"no Pod":  func(st *State) { st.Pod = nil },
-		"Waiting": func(st *State) { st.Waiting["d"] = Waiting{Reason: "CrashLoopBackOff"} },
-		"Probes":  func(st *State) { st.Probes["c1"] = Probe{Started: true} },
+		"UID":                   func(st *State) { st.UID = "v" },
+		"Message":               func(st *State) { st.Message = "" },
+		"Pod":                   func(st *State) { st.Pod.Containers[0].State = runtime.ContainerExited },
+		"no Pod":                func(st *State) { st.Pod = nil },
+		"Waiting":               func(st *State) { st.Waiting["d"] = Waiting{Reason: "CrashLoopBackOff"} },
+		"Probes":                func(st *State) { st.Probes["c1"] = Probe{Started: true} },
 		"Probes nil, no prober": func(st *State) { st.Probes = nil },
 		"Waiting empty":         func(st *State) { st.Waiting = map[string]Waiting{} },
 	}
