@@ -165,9 +165,10 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 	switch {
 	case errors.Is(err, mruntime.ErrImageNeverPull):
 		// As the kubelet: nothing was pulled, so no pull back-off; tried
-		// again at the next sync (resync period).
+		// again after a failed sync's fixed delay.
 		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImageNeverPull",
 			Message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
+		s.requeueIn(syncErrorRetry)
 		s.w.log.Error(err, "Image not present with pull policy Never", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrImagePull):
 		b.Next(pullKey, now)
@@ -204,6 +205,12 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 	}
 	return err == nil || errors.Is(err, mruntime.ErrStartFailed)
 }
+
+// syncErrorRetry is when a sync that failed for a reason no back-off
+// covers (an image missing under pull policy Never) is tried again: the
+// kubelet's pod worker retries a failed sync after 10 s
+// (workerBackOffPeriod), not at its next resync.
+const syncErrorRetry = 10 * time.Second
 
 func (s *podSync) requeueIn(d time.Duration) {
 	if d <= 0 {
