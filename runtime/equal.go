@@ -1,6 +1,9 @@
 package runtime
 
-import "maps"
+import (
+	"maps"
+	"time"
+)
 
 // Equal reports whether p and q hold the same state: every field, the
 // containers in the same order (callers that compare listings sort them
@@ -10,21 +13,25 @@ func (p *Pod) Equal(q *Pod) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	if p.UID != q.UID || p.Namespace != q.Namespace || p.Name != q.Name || p.SandboxID != q.SandboxID ||
-		p.Ready != q.Ready || p.IP != q.IP || !p.CreatedAt.Equal(q.CreatedAt) {
+	return p.UID == q.UID && p.Namespace == q.Namespace && p.Name == q.Name && p.SandboxID == q.SandboxID &&
+		p.Ready == q.Ready && p.IP == q.IP && p.CreatedAt.Equal(q.CreatedAt) && sameGrace(p.Grace, q.Grace) &&
+		(p.Annotations == nil) == (q.Annotations == nil) && maps.Equal(p.Annotations, q.Annotations) &&
+		sameContainers(p.Containers, q.Containers)
+}
+
+func sameGrace(a, b *time.Duration) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func sameContainers(a, b []Container) bool {
+	if len(a) != len(b) {
 		return false
 	}
-	if (p.Grace == nil) != (q.Grace == nil) || p.Grace != nil && *p.Grace != *q.Grace {
-		return false
-	}
-	if (p.Annotations == nil) != (q.Annotations == nil) || !maps.Equal(p.Annotations, q.Annotations) {
-		return false
-	}
-	if len(p.Containers) != len(q.Containers) {
-		return false
-	}
-	for i := range p.Containers {
-		if !p.Containers[i].Equal(&q.Containers[i]) {
+	for i := range a {
+		if !a[i].Equal(&b[i]) {
 			return false
 		}
 	}
