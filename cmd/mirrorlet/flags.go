@@ -94,6 +94,9 @@ func (fl *agentFlags) bind(cmd *cobra.Command) {
 	f.DurationVar(&c.RuntimeRequestTimeout.Duration, "runtime-request-timeout", c.RuntimeRequestTimeout.Duration,
 		"Timeout of every container runtime call but image pulls (10m, and the runtime's own pull progress timeout) and container stops (grace period plus this).")
 	add(groupRuntime, "--runtime-request-timeout", "runtime-request-timeout")
+	f.DurationVar(&c.SyncFrequency.Duration, "sync-frequency", c.SyncFrequency.Duration,
+		"Period of the sync of every pod worker even without a change; runtime events, manifest changes, probe results and back-off ends wake a worker at once.")
+	add(groupRuntime, "--sync-frequency", "sync-frequency")
 	f.StringVar(&c.RootDir, "root-dir", c.RootDir, "Directory of per-pod data: emptyDir volumes, termination messages, seccomp profiles.")
 	add(groupRuntime, "--root-dir", "root-dir")
 	f.StringVar(&c.PodLogsDir, "pod-logs-dir", c.PodLogsDir, "Directory of container logs, as <namespace>_<name>_<uid>/<container>/<attempt>.log.")
@@ -165,7 +168,7 @@ func (fl *agentFlags) options(f *pflag.FlagSet) (app.Options, string, error) {
 		ManifestURL: c.StaticPodURL, ManifestURLHeader: c.StaticPodURLHeader, ManifestURLCAFile: c.StaticPodURLCAFile,
 		HTTPCheckFrequency: c.HTTPCheckFrequency.Duration, RuntimeEndpoint: c.ContainerRuntimeEndpoint,
 		RootDir: c.RootDir, PodLogsDir: c.PodLogsDir, RevisionHistoryLimit: int(*c.RevisionHistoryLimit),
-		RuntimeRequestTimeout: c.RuntimeRequestTimeout.Duration, NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
+		RuntimeRequestTimeout: c.RuntimeRequestTimeout.Duration, ResyncPeriod: c.SyncFrequency.Duration, NodeLabels: c.NodeLabels, NoRegisterNode: !*c.RegisterNode,
 		HealthzBindAddress: c.HealthzBindAddress, MetricsBindAddress: c.MetricsBindAddress,
 		NodeIP: c.NodeIP,
 		NodeAPI: app.NodeAPIOptions{

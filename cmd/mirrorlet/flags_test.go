@@ -182,6 +182,44 @@ func TestRuntimeRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestSyncFrequency: --sync-frequency (config syncFrequency) sets the pod
+// workers' resync period, 1m by default as on the kubelet.
+func TestSyncFrequency(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "mirrorlet.yaml")
+	if err := os.WriteFile(cfgFile, []byte("apiVersion: config.mirrorlet.io/v1alpha1\nkind: MirrorletConfiguration\n"+
+		"staticPodPath: /m\nsyncFrequency: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"--pod-manifest-path", "/m"}, time.Minute},
+		{[]string{"--config", cfgFile}, 30 * time.Second},
+		{[]string{"--config", cfgFile, "--sync-frequency", "2m"}, 2 * time.Minute},
+		{[]string{"--pod-manifest-path", "/m", "--sync-frequency", "100ms"}, 0},
+	} {
+		fl := newAgentFlags()
+		cmd := newAgentCommand(fl)
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		opts, _, err := fl.options(cmd.Flags())
+		if tc.want == 0 {
+			if err == nil || !strings.Contains(err.Error(), "syncFrequency") {
+				t.Errorf("%v: error %v, want syncFrequency invalid", tc.args, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opts.ResyncPeriod != tc.want {
+			t.Errorf("%v: sync frequency %s, want %s", tc.args, opts.ResyncPeriod, tc.want)
+		}
+	}
+}
+
 // TestKubeAPIQPS: by default mirrorlet's API client has no client-side
 // rate limiter (the API server's Priority and Fairness is the guard);
 // --kube-api-qps (config kubeAPIQPS) sets one, as on the kubelet.

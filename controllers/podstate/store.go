@@ -1,7 +1,7 @@
 package podstate
 
 import (
-	"reflect"
+	"maps"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -69,14 +69,24 @@ func (s *Store) Set(key types.NamespacedName, st State) {
 	s.mu.Lock()
 	old, had := s.states[key]
 	s.states[key] = st
-	changed := !had || !reflect.DeepEqual(old, st)
+	if had && old.Equal(&st) {
+		s.mu.Unlock()
+		return
+	}
 	subs := s.subscriberList()
 	s.mu.Unlock()
-	if changed {
-		for _, fn := range subs {
-			fn(key)
-		}
+	for _, fn := range subs {
+		fn(key)
 	}
+}
+
+// Equal reports whether s and o are the same state: every field, the
+// runtime pod by runtime.Pod.Equal; a nil map differs from an empty one
+// (nil Probes: no prober runs).
+func (s *State) Equal(o *State) bool {
+	return s.UID == o.UID && s.Message == o.Message && s.Pod.Equal(o.Pod) &&
+		(s.Waiting == nil) == (o.Waiting == nil) && maps.Equal(s.Waiting, o.Waiting) &&
+		(s.Probes == nil) == (o.Probes == nil) && maps.Equal(s.Probes, o.Probes)
 }
 
 // Delete forgets key and notifies subscribers if it was known.

@@ -103,7 +103,7 @@ func (s *podSync) restart(ctx context.Context, c *corev1.Container, latest *mrun
 	if latest.State == mruntime.ContainerUnknown {
 		s.stopUnknown(ctx, latest)
 	}
-	s.w.log.Info("Restarting container", "container", c.Name, "state", latest.State, "exitCode", latest.ExitCode,
+	s.w.logger().Info("Restarting container", "container", c.Name, "state", latest.State, "exitCode", latest.ExitCode,
 		"reason", latest.Reason)
 	// The stale attempt goes only once the next one exists: removed before
 	// and the create failing, the container's restart count would drop
@@ -120,7 +120,7 @@ func (s *podSync) stopUnknown(ctx context.Context, c *mruntime.Container) {
 	defer cancel()
 	s.res.acted = true
 	if err := s.w.e.cfg.Runtime.StopContainer(cctx, c.ID, 0); err != nil {
-		s.w.log.Error(err, "Stopping container in unknown state failed", "container", c.Name, "id", c.ID)
+		s.w.logger().Error(err, "Stopping container in unknown state failed", "container", c.Name, "id", c.ID)
 	}
 }
 
@@ -131,7 +131,7 @@ func (s *podSync) discard(ctx context.Context, c *mruntime.Container) {
 	defer cancel()
 	s.res.acted = true
 	if err := s.w.e.cfg.Runtime.RemoveContainer(cctx, c.ID); err != nil {
-		s.w.log.Error(err, "Removing container that never started failed", "container", c.Name, "id", c.ID)
+		s.w.logger().Error(err, "Removing container that never started failed", "container", c.Name, "id", c.ID)
 	}
 }
 
@@ -165,16 +165,17 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 	switch {
 	case errors.Is(err, mruntime.ErrImageNeverPull):
 		// As the kubelet: nothing was pulled, so no pull back-off; tried
-		// again at the next sync (resync period).
+		// again after a failed sync's fixed delay.
 		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImageNeverPull",
 			Message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
-		s.w.log.Error(err, "Image not present with pull policy Never", "container", c.Name, "image", c.Image)
+		s.requeueIn(syncErrorRetry)
+		s.w.logger().Error(err, "Image not present with pull policy Never", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrImagePull):
 		b.Next(pullKey, now)
 		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImagePull", Message: err.Error()}
 		s.w.pullErrs[pullKey] = s.waiting[c.Name]
 		s.requeueIn(b.Get(pullKey))
-		s.w.log.Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
+		s.w.logger().Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrStartFailed):
 		delete(s.w.pullErrs, pullKey)
 		// The attempt exists, exited (StartError) or stuck in Created: the
@@ -182,7 +183,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		b.Reset(pullKey)
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
-		s.w.log.Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
+		s.w.logger().Error(err, "Starting container failed", "container", c.Name, "attempt", attempt, "id", id)
 		s.w.e.cfg.Events.Event(s.sp.Key(), c.Name, corev1.EventTypeWarning, "Failed", fmt.Sprintf("Error: %v", err))
 	case err != nil:
 		// The runtime may hold a half-made container: refresh, and retry
@@ -192,7 +193,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		s.waiting[c.Name] = podstate.Waiting{Reason: "CreateContainerError", Message: err.Error()}
 		s.w.createErrs[createKey] = s.waiting[c.Name]
 		s.requeueIn(b.Get(createKey))
-		s.w.log.Error(err, "Creating container failed", "container", c.Name)
+		s.w.logger().Error(err, "Creating container failed", "container", c.Name)
 	default:
 		b.Reset(pullKey)
 		b.Reset(createKey)
@@ -200,10 +201,16 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		delete(s.w.createErrs, createKey)
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
-		s.w.log.Info("Started container", "container", c.Name, "attempt", attempt, "id", id)
+		s.w.logger().Info("Started container", "container", c.Name, "attempt", attempt, "id", id)
 	}
 	return err == nil || errors.Is(err, mruntime.ErrStartFailed)
 }
+
+// syncErrorRetry is when a sync that failed for a reason no back-off
+// covers (an image missing under pull policy Never) is tried again: the
+// kubelet's pod worker retries a failed sync after 10 s
+// (workerBackOffPeriod), not at its next resync.
+const syncErrorRetry = 10 * time.Second
 
 func (s *podSync) requeueIn(d time.Duration) {
 	if d <= 0 {

@@ -4,7 +4,9 @@
 //
 // A worker wakes when its pod's desired version changes, when the cache sees
 // its pod change in the runtime, when a back-off ends or when the prober
-// reports a new result (OnChange). It syncs that one pod: stops other
+// reports a new result (OnChange); every worker also syncs once per sync
+// frequency (1 min, the kubelet's --sync-frequency), a safety net that no
+// restart, back-off or probe waits for. It syncs that one pod: stops other
 // versions and dead sandboxes (each with its grace period), makes the
 // sandbox, runs init containers in order, then the app containers, restarts
 // them as restartPolicy says with the kubelet's back-off (10 s doubling to

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 
@@ -46,6 +47,9 @@ type EventSink interface {
 	Event(pod types.NamespacedName, container, eventType, reason, message string)
 }
 
+// DefaultResyncPeriod is the kubelet's default --sync-frequency.
+const DefaultResyncPeriod = time.Minute
+
 // Config configures an Engine.
 type Config struct {
 	Runtime mruntime.Runtime
@@ -61,8 +65,11 @@ type Config struct {
 	Log    logr.Logger
 	// Clock drives back-off and timestamps. Default: the real clock.
 	Clock clock.WithTicker
-	// ResyncPeriod is how often every worker syncs even without a change.
-	// Default 10s.
+	// ResyncPeriod is how often every worker syncs even without a change
+	// (the kubelet's --sync-frequency). Default 1m. Nothing waits for it:
+	// runtime changes (cache events), manifest changes, probe results,
+	// host file changes and the end of a back-off each wake the worker
+	// concerned; the resync only catches what an event may have missed.
 	ResyncPeriod time.Duration
 	// BackoffInitial and BackoffMax bound the restart back-off. Defaults
 	// 10s and 5m, as in the kubelet.
@@ -102,7 +109,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.ResyncPeriod <= 0 {
-		cfg.ResyncPeriod = 10 * time.Second
+		cfg.ResyncPeriod = DefaultResyncPeriod
 	}
 	if cfg.BackoffInitial <= 0 {
 		cfg.BackoffInitial = 10 * time.Second
@@ -193,12 +200,13 @@ func (e *Engine) forget(uid types.UID) {
 }
 
 // wakeAll wakes the worker of every desired pod and every pod the runtime
-// runs.
+// runs, once each (a pod both desired and running syncs once).
 func (e *Engine) wakeAll() {
+	keys := sets.New(e.cfg.Cache.Keys()...)
 	for _, sp := range e.cfg.Desired.List() {
-		e.wake(sp.Key())
+		keys.Insert(sp.Key())
 	}
-	for _, key := range e.cfg.Cache.Keys() {
+	for key := range keys {
 		e.wake(key)
 	}
 }

@@ -64,7 +64,7 @@ func (s *podSync) restartOnChange(ctx context.Context) {
 	for _, r := range running {
 		names = append(names, r.Name)
 	}
-	s.w.log.Info("Restarting containers: watched host files changed", "paths", paths, "containers", names)
+	s.w.logger().Info("Restarting containers: watched host files changed", "paths", paths, "containers", names)
 	s.w.e.cfg.Events.Event(s.sp.Key(), "", corev1.EventTypeNormal, "HostFileChanged",
 		fmt.Sprintf("Host file %s changed (%s); restarting containers %s", strings.Join(paths, ", "),
 			manifest.AnnotationRestartOnChange, strings.Join(names, ", ")))
@@ -79,12 +79,13 @@ func (s *podSync) restartOnChange(ctx context.Context) {
 // period, and clears their back-off; it reports whether all stopped.
 func (s *podSync) stopAll(ctx context.Context, running []prober.Running) bool {
 	grace := graceOf(s.sp, nil)
+	log := s.w.logger() // made here: the goroutines below share it
 	var wg sync.WaitGroup
 	ok := make([]bool, len(running))
 	for i, r := range running {
 		wg.Go(func() {
 			if err := s.w.e.cfg.Runtime.StopContainer(ctx, r.ID, grace); err != nil {
-				s.w.log.Error(err, "Stopping container for a host file change failed", "container", r.Name, "id", r.ID)
+				log.Error(err, "Stopping container for a host file change failed", "container", r.Name, "id", r.ID)
 				return
 			}
 			ok[i] = true

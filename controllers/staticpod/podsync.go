@@ -138,7 +138,7 @@ func (s *podSync) finish(ctx context.Context, last *mruntime.Pod) (result, error
 		return c.State == mruntime.ContainerRunning || c.State == mruntime.ContainerUnknown
 	})
 	if last.Ready || running {
-		s.w.log.Info("Pod finished; stopping its sandbox", "uid", last.UID, "sandbox", last.SandboxID)
+		s.w.logger().Info("Pod finished; stopping its sandbox", "uid", last.UID, "sandbox", last.SandboxID)
 		if err := s.w.e.cfg.Runtime.StopSandbox(ctx, last.SandboxID, grace); err != nil {
 			return s.res, fmt.Errorf("stopping sandbox %s of finished pod %s: %w", last.SandboxID, s.sp.Key(), err)
 		}
@@ -171,7 +171,7 @@ func (s *podSync) runSandbox(ctx context.Context) error {
 		}
 		return fmt.Errorf("creating sandbox of pod %s: %w", s.sp.Key(), err)
 	}
-	s.w.log.Info("Started pod sandbox", "uid", pod.UID, "sandbox", id)
+	s.w.logger().Info("Started pod sandbox", "uid", pod.UID, "sandbox", id)
 	s.cur = &mruntime.Pod{UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name, SandboxID: id, Ready: true,
 		CreatedAt: s.w.e.cfg.Clock.Now()}
 	return nil
@@ -258,7 +258,7 @@ func (s *podSync) stopDead(ctx context.Context) error {
 	if !running {
 		return nil
 	}
-	s.w.log.Info("Stopping dead sandbox; keeping its containers' last states", "uid", s.dead.UID, "sandbox", s.dead.SandboxID)
+	s.w.logger().Info("Stopping dead sandbox; keeping its containers' last states", "uid", s.dead.UID, "sandbox", s.dead.SandboxID)
 	s.res.acted = true
 	if err := s.w.e.cfg.Runtime.StopSandbox(ctx, s.dead.SandboxID, graceOf(s.sp, s.dead)); err != nil {
 		return fmt.Errorf("stopping dead sandbox %s of pod %s: %w", s.dead.SandboxID, s.sp.Key(), err)
@@ -287,7 +287,7 @@ func (s *podSync) removeOldAttempts(ctx context.Context) {
 				continue
 			}
 			if err := s.w.e.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil {
-				s.w.log.Error(err, "Removing old container failed", "container", c.Name, "id", c.ID)
+				s.w.logger().Error(err, "Removing old container failed", "container", c.Name, "id", c.ID)
 			}
 			s.res.acted = true
 		}

@@ -55,12 +55,12 @@ func (s *podSync) kill(ctx context.Context, r prober.Running, st prober.Status) 
 	if st.KillGrace != nil {
 		grace = *st.KillGrace
 	}
-	s.w.log.Info("Killing container that failed its liveness probe", "container", r.Name, "id", r.ID,
+	s.w.logger().Info("Killing container that failed its liveness probe", "container", r.Name, "id", r.ID,
 		"grace", grace, "message", st.Message)
 	s.w.e.cfg.Events.Event(s.sp.Key(), r.Name, corev1.EventTypeNormal, "Killing",
 		fmt.Sprintf("Container %s failed liveness probe, will be restarted", r.Name))
 	if err := s.w.e.cfg.Runtime.StopContainer(ctx, r.ID, grace); err != nil {
-		s.w.log.Error(err, "Killing container failed", "container", r.Name, "id", r.ID)
+		s.w.logger().Error(err, "Killing container failed", "container", r.Name, "id", r.ID)
 		s.requeueIn(time.Second)
 		return
 	}

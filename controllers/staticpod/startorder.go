@@ -150,10 +150,10 @@ func (s *podSync) release(notReady []string, waited, timeout time.Duration) {
 	delete(s.w.gate.since, uid)
 	s.w.e.gated.set(s.w.key, false)
 	if len(notReady) == 0 {
-		s.w.log.Info("Dependencies Ready; starting containers", "waited", waited.Round(time.Millisecond))
+		s.w.logger().Info("Dependencies Ready; starting containers", "waited", waited.Round(time.Millisecond))
 		return
 	}
-	s.w.log.Info("Dependencies not Ready in time; starting containers anyway", "notReady", notReady, "timeout", timeout)
+	s.w.logger().Info("Dependencies not Ready in time; starting containers anyway", "notReady", notReady, "timeout", timeout)
 	s.w.e.cfg.Events.Event(s.sp.Key(), "", corev1.EventTypeWarning, "DependenciesNotReady",
 		fmt.Sprintf("Static pods %s not Ready after %s (%s); starting anyway", strings.Join(notReady, ", "), timeout,
 			manifest.AnnotationAfterTimeout))

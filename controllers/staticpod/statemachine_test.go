@@ -274,7 +274,8 @@ func TestCreateErrorBacksOff(t *testing.T) {
 
 // A missing image under imagePullPolicy Never is ErrImageNeverPull at
 // every sync, as in the kubelet: no pull was made, so there is no pull
-// back-off (never ImagePullBackOff); once the image is there, it starts.
+// back-off (never ImagePullBackOff), the sync is tried again every 10 s
+// (not at the 1 min resync); once the image is there, it starts.
 func TestImageNeverPulledIsNotBackedOff(t *testing.T) {
 	f := newFixture(t, strings.Replace(manifestWithPolicy("Always"), `image: "i:1"`, `image: "i:1", imagePullPolicy: Never`, 1))
 	f.rt.SetImageMissing("i:1", true)
@@ -285,8 +286,8 @@ func TestImageNeverPulledIsNotBackedOff(t *testing.T) {
 		if w := st.Waiting["c"]; w.Reason != "ErrImageNeverPull" || w.Message != `Container image "i:1" is not present with pull policy of Never` {
 			t.Fatalf("waiting %+v, want ErrImageNeverPull in the kubelet's words", w)
 		}
-		if res.requeue != 0 {
-			t.Errorf("requeued after %s: a Never image is tried again at the resync, not on a back-off", res.requeue)
+		if res.requeue != 10*time.Second {
+			t.Errorf("requeued after %s: a Never image is tried again after 10s (the kubelet's retry of a failed sync), not on a back-off", res.requeue)
 		}
 		f.clock.Step(11 * time.Second)
 	}

@@ -104,7 +104,7 @@ func (w *worker) removeDataExcept(ctx context.Context, keep types.UID) error {
 		if err != nil {
 			return fmt.Errorf("removing data of pod %s version %s: %w", w.key, uid, err)
 		}
-		w.log.Info("Removed pod data", "uid", uid)
+		w.logger().Info("Removed pod data", "uid", uid)
 		if w.e.cfg.Prober != nil {
 			w.e.cfg.Prober.RemovePod(uid)
 		}
@@ -122,10 +122,10 @@ func (w *worker) removeDataExcept(ctx context.Context, keep types.UID) error {
 // collector removes sandboxes): its removal is tried again at the next
 // sync that sees it.
 func (w *worker) stopPod(ctx context.Context, p *mruntime.Pod, grace time.Duration) error {
-	w.log.Info("Stopping pod", "uid", p.UID, "sandbox", p.SandboxID, "grace", grace)
+	w.logger().Info("Stopping pod", "uid", p.UID, "sandbox", p.SandboxID, "grace", grace)
 	err := w.e.cfg.Runtime.StopPod(ctx, p.SandboxID, grace)
 	if errors.Is(err, mruntime.ErrSandboxNotRemoved) {
-		w.log.Error(err, "Sandbox stopped but not removed; removal is tried again later", "uid", p.UID, "sandbox", p.SandboxID)
+		w.logger().Error(err, "Sandbox stopped but not removed; removal is tried again later", "uid", p.UID, "sandbox", p.SandboxID)
 		return nil
 	}
 	if err != nil {

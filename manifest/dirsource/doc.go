@@ -13,7 +13,12 @@
 // further write to a file already read in the same burst waits for a short
 // debounce and a full rescan, which folds editor save sequences and bursts;
 // a full rescan every CheckFrequency is the safety net (inotify's queue
-// overflow drops events silently).
+// overflow drops events silently). A read decodes a file only when its
+// bytes changed since it was last read: the source keeps a SHA-256 of each
+// file's content with what it loaded to (the static pod, or the error), so
+// a rescan of 1,000 unchanged manifests reads them but decodes none. The
+// content is compared, not the modification time, whose granularity can
+// hide an edit.
 //
 // Bad input never loses a running pod: a file that turns invalid keeps its
 // last good version in the snapshot, with the problem reported next to it; a

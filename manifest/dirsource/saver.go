@@ -26,12 +26,16 @@ type saver struct {
 	mu      sync.Mutex
 	async   bool               // run is running
 	pending map[string]*[]byte // path -> content; nil: remove
-	wake    chan struct{}      // cap 1
-	done    chan struct{}      // closed when run returns
+	// unsaved holds the paths whose last save failed: the source saves
+	// them again at its next read, even when their content is unchanged.
+	unsaved map[string]bool
+	wake    chan struct{} // cap 1
+	done    chan struct{} // closed when run returns
 }
 
 func newSaver(store *lastgood.Store, log logr.Logger) *saver {
-	return &saver{store: store, log: log, pending: map[string]*[]byte{}, wake: make(chan struct{}, 1)}
+	return &saver{store: store, log: log, pending: map[string]*[]byte{}, unsaved: map[string]bool{},
+		wake: make(chan struct{}, 1)}
 }
 
 // start makes saves asynchronous until the returned function is called,
@@ -85,6 +89,13 @@ func (sv *saver) queue(path string, data *[]byte) {
 	}
 }
 
+// failed reports whether the last save of path failed.
+func (sv *saver) failed(path string) bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.unsaved[path]
+}
+
 // keys returns every path saved or about to be.
 func (sv *saver) keys() []string {
 	sv.mu.Lock()
@@ -106,12 +117,27 @@ func (sv *saver) flush() {
 	sv.mu.Unlock()
 	for _, path := range slices.Sorted(maps.Keys(batch)) {
 		if data := batch[path]; data != nil {
-			if err := sv.store.Put(path, *data); err != nil {
+			err := sv.store.Put(path, *data)
+			if err != nil {
 				// The pod runs regardless; only a restart with a bad edit is exposed.
 				sv.log.Error(err, "Cannot save the last good version of a manifest", "path", path)
 			}
-		} else if err := sv.store.Delete(path); err != nil {
+			sv.setUnsaved(path, err != nil)
+			continue
+		}
+		sv.setUnsaved(path, false)
+		if err := sv.store.Delete(path); err != nil {
 			sv.log.Error(err, "Cannot forget the saved version of a removed manifest", "path", path)
 		}
+	}
+}
+
+func (sv *saver) setUnsaved(path string, unsaved bool) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if unsaved {
+		sv.unsaved[path] = true
+	} else {
+		delete(sv.unsaved, path)
 	}
 }

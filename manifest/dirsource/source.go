@@ -2,6 +2,7 @@ package dirsource
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,11 @@ type Source struct {
 	cfg Config
 	// last holds the last good static pod of every file, by path.
 	last map[string]*manifest.StaticPod
+	// reads holds what each file's content loaded to when it was last
+	// read, by path: a rescan decodes only the files whose bytes changed.
+	reads map[string]fileRead
+	// decode is manifest.Load (tests count its calls).
+	decode func([]byte, manifest.Identity) (*manifest.StaticPod, error)
 	// problems holds the problem of every file that did not load, by path.
 	problems map[string]desired.Problem
 	// skipped remembers files already logged as skipped.
@@ -103,7 +109,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	cfg.Path = path
 	s := &Source{cfg: cfg, last: map[string]*manifest.StaticPod{}, problems: map[string]desired.Problem{},
-		skipped: sets.New[string]()}
+		reads: map[string]fileRead{}, skipped: sets.New[string](), decode: manifest.Load}
 	if cfg.LastGood != nil {
 		s.saver = newSaver(cfg.LastGood, cfg.Log)
 	}
@@ -444,6 +450,11 @@ func (s *Source) scan(entries []fs.DirEntry) desired.Snapshot {
 			delete(s.last, path)
 		}
 	}
+	for path := range s.reads {
+		if !seen.Has(path) {
+			delete(s.reads, path)
+		}
+	}
 	s.forgetRemoved(seen)
 	return s.snapshot()
 }
@@ -486,7 +497,7 @@ func (s *Source) restore(path string) *manifest.StaticPod {
 	if !ok {
 		return nil
 	}
-	sp, err := manifest.Load(e.Data, s.identity(path))
+	sp, err := s.decode(e.Data, s.identity(path))
 	if err != nil {
 		// Saved by a mirrorlet with other rules: it cannot run now.
 		s.cfg.Log.Error(err, "Saved last good manifest no longer loads", "path", path, "saved", e.Saved)
@@ -580,14 +591,39 @@ func (s *Source) wanted(name string) bool {
 	return false
 }
 
-// load reads one manifest file. Unchanged content keeps the previous
-// StaticPod, so its seen time stays put.
+// fileRead is what one file's content loaded to: the static pod, or the
+// error. It is kept with a hash of the content rather than the content.
+type fileRead struct {
+	sum [sha256.Size]byte
+	sp  *manifest.StaticPod
+	err error
+}
+
+// load reads one manifest file. Content unchanged since the file was last
+// read is not decoded again: it loads to what it loaded to then (the same
+// StaticPod, or the same error). Changed content that makes the same pod
+// keeps the previous StaticPod, so its seen time stays put.
 func (s *Source) load(path string) (*manifest.StaticPod, error) {
 	data, err := ReadFile(path)
 	if err != nil {
 		return nil, &manifest.Error{Origin: path, Err: err}
 	}
-	sp, err := manifest.Load(data, s.identity(path))
+	sum := sha256.Sum256(data)
+	if r, ok := s.reads[path]; ok && r.sum == sum && (r.err != nil || r.sp == s.last[path]) {
+		if r.err == nil && s.saver != nil && s.saver.failed(path) {
+			s.save(path, data) // the last save did not reach the disk
+		}
+		return r.sp, r.err
+	}
+	sp, err := s.loadChanged(path, data)
+	s.reads[path] = fileRead{sum: sum, sp: sp, err: err}
+	return sp, err
+}
+
+// loadChanged decodes content read from path and saves it as the last
+// good version when it loads.
+func (s *Source) loadChanged(path string, data []byte) (*manifest.StaticPod, error) {
+	sp, err := s.decode(data, s.identity(path))
 	if err != nil {
 		return nil, err
 	}

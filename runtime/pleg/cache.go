@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -238,6 +237,8 @@ func (c *Cache) finish(update func()) {
 }
 
 // setLocked stores the pods of uid and appends an event if they changed.
+// Unchanged pods (the common case of a relist) keep the entry as it is
+// but for its refresh time: nothing is allocated.
 func (c *Cache) setLocked(uid types.UID, pods []mruntime.Pod, now time.Time, events []Event) []Event {
 	normalize(pods)
 	old, had := c.entries[uid]
@@ -249,15 +250,19 @@ func (c *Cache) setLocked(uid types.UID, pods []mruntime.Pod, now time.Time, eve
 		c.unindex(uid, old.pods)
 		return append(events, Event{UID: uid, Key: keyOf(old.pods)})
 	}
+	if had && mruntime.PodsEqual(old.pods, pods) {
+		old.refreshed = now
+		return events
+	}
+	if had {
+		c.unindex(uid, old.pods)
+	}
 	c.entries[uid] = &entry{pods: pods, refreshed: now}
 	key := keyOf(pods)
 	if c.byKey[key] == nil {
 		c.byKey[key] = map[types.UID]bool{}
 	}
 	c.byKey[key][uid] = true
-	if had && reflect.DeepEqual(old.pods, pods) {
-		return events
-	}
 	return append(events, Event{UID: uid, Key: key})
 }
 

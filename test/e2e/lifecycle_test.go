@@ -268,7 +268,7 @@ func TestImageNeverPulledGivesEvent(t *testing.T) {
 		}
 		return false
 	})
-	// Tried again at the next resync (10 s), still ErrImageNeverPull.
+	// Tried again 10 s later (the retry of a failed sync), still ErrImageNeverPull.
 	var reasons []string
 	eventually(t, time.Minute, "the image looked for again", func() bool {
 		if m := n.mirror("never"); m != nil && m.Status.ContainerStatuses[0].State.Waiting != nil {

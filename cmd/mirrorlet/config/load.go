@@ -36,6 +36,9 @@ func SetDefaults(c *MirrorletConfiguration) {
 	if c.HTTPCheckFrequency.Duration == 0 {
 		c.HTTPCheckFrequency = metav1.Duration{Duration: 20 * time.Second}
 	}
+	if c.SyncFrequency.Duration == 0 {
+		c.SyncFrequency = metav1.Duration{Duration: time.Minute}
+	}
 	if c.RuntimeRequestTimeout.Duration == 0 {
 		c.RuntimeRequestTimeout = metav1.Duration{Duration: 2 * time.Minute}
 	}
@@ -98,6 +101,9 @@ func Validate(c *MirrorletConfiguration) field.ErrorList {
 	errs = append(errs, validateSources(c)...)
 	if e := c.ContainerRuntimeEndpoint; !strings.HasPrefix(e, "unix://") && !strings.HasPrefix(e, "fake://") && !strings.HasPrefix(e, "/") {
 		errs = append(errs, field.Invalid(field.NewPath("containerRuntimeEndpoint"), e, "must be unix:///path/to.sock or fake://"))
+	}
+	if d := c.SyncFrequency.Duration; d < time.Second {
+		errs = append(errs, field.Invalid(field.NewPath("syncFrequency"), d.String(), "must be at least 1s"))
 	}
 	if c.RuntimeRequestTimeout.Duration < 0 {
 		errs = append(errs, field.Invalid(field.NewPath("runtimeRequestTimeout"), c.RuntimeRequestTimeout.Duration.String(), "must be positive"))

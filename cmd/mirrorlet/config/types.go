@@ -43,6 +43,9 @@ type MirrorletConfiguration struct {
 	RotateCertificates bool `json:"rotateCertificates,omitempty"`
 	// ContainerRuntimeEndpoint is the CRI endpoint, or fake://.
 	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint,omitempty"`
+	// SyncFrequency is how often every pod worker syncs even without a
+	// change (kubelet: syncFrequency); default 1m.
+	SyncFrequency metav1.Duration `json:"syncFrequency,omitempty"`
 	// RuntimeRequestTimeout bounds every CRI call but image pulls and
 	// container stops (which have their own); default 2m.
 	RuntimeRequestTimeout metav1.Duration `json:"runtimeRequestTimeout,omitempty"`
