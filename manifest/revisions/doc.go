@@ -7,6 +7,10 @@
 // the last N revisions of each pod in one file per pod under its directory
 // (<namespace>_<name>.json), written atomically and durably as package
 // lastgood writes (temporary file, fsync, rename, fsync of the directory).
+// While Store.Run runs, the new revisions Resolve records are written by
+// Run's goroutine, after the desired set's merge that asked for them, so
+// that new pods never wait for the disk; pins and marks are written before
+// their calls return.
 //
 // A pod may be pinned to an earlier revision: by hand (mirrorlet rollback,
 // through a request file the daemon consumes, see Request) or by the

@@ -35,7 +35,7 @@ func (s *Store) Resolve(sp *manifest.StaticPod) *manifest.StaticPod {
 		s.histories[key] = h
 	}
 	if s.observe(h, sp) {
-		if err := s.save(key, h); err != nil {
+		if err := s.saveLater(key, h); err != nil {
 			s.cfg.Log.Error(err, "Cannot save the revision history", "pod", key)
 		}
 	}

@@ -13,8 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
-
-	"github.com/mirrorlet/mirrorlet/manifest/lastgood"
 )
 
 // Annotations of the pods Resolve returns.
@@ -65,6 +63,8 @@ type Store struct {
 	// resolved caches what Resolve returned for a source pod, so the same
 	// input gives the same pointer while nothing changes.
 	resolved map[types.NamespacedName]resolution
+	// saves are the writes of the histories to disk (see saves.go).
+	saves saves
 }
 
 // Open reads the store in cfg.Dir. Files that cannot be read are logged
@@ -79,7 +79,8 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating revision store %s: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, histories: map[types.NamespacedName]*History{}, resolved: map[types.NamespacedName]resolution{}}
+	s := &Store{cfg: cfg, histories: map[types.NamespacedName]*History{}, resolved: map[types.NamespacedName]resolution{},
+		saves: newSaves()}
 	entries, err := os.ReadDir(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading revision store %s: %w", cfg.Dir, err)
@@ -173,16 +174,13 @@ func (s *Store) mark(key types.NamespacedName, hash string, fn func(*Revision) b
 	return s.save(key, h)
 }
 
-// save writes the history of key. Callers hold s.mu.
+// save writes the history of key now. Callers hold s.mu.
 func (s *Store) save(key types.NamespacedName, h *History) error {
 	b, err := json.Marshal(h)
 	if err != nil {
 		return fmt.Errorf("encoding revisions of %s: %w", key, err)
 	}
-	if err := lastgood.WriteAtomic(historyPath(s.cfg.Dir, key), b); err != nil {
-		return fmt.Errorf("saving revisions of %s: %w", key, err)
-	}
-	return nil
+	return s.saves.write(historyPath(s.cfg.Dir, key), s.saves.changed(key), b)
 }
 
 func (h *History) clone() History {

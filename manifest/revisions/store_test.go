@@ -1,6 +1,7 @@
 package revisions
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mirrorlet/mirrorlet/manifest"
@@ -243,5 +245,70 @@ func TestManifestCannotSetTheStoresAnnotations(t *testing.T) {
 	out := s.Resolve(v1)
 	if a := out.Pod.Annotations; a[AnnotationRevision] != "1" || a[AnnotationPinnedReason] != "" || a[AnnotationPinnedMessage] != "" {
 		t.Errorf("annotations of the resolved pod: %v", a)
+	}
+}
+
+// TestResolveDoesNotWaitForTheDisk: while Run runs, a new revision is
+// written after Resolve returns (Resolve holds the desired set's merge, and
+// so every new pod's start and mirror); what is pending is on disk when
+// Run returns.
+func TestResolveDoesNotWaitForTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := open(t, dir, 5)
+	release, writing := make(chan struct{}), make(chan string, 10)
+	write := s.saves.writeFile
+	s.saves.writeFile = func(path string, data []byte) error {
+		writing <- path
+		<-release
+		return write(path, data)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	waitFor(t, "Run to start", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.saves.async })
+	resolved := make(chan *manifest.StaticPod, 1)
+	go func() { resolved <- s.Resolve(version(t, "1")) }()
+	select {
+	case out := <-resolved:
+		if out.Pod.Annotations[AnnotationRevision] != "1" {
+			t.Errorf("revision %q, want 1", out.Pod.Annotations[AnnotationRevision])
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Resolve waited for the history to be written")
+	}
+	<-writing // Run's goroutine writes it
+	close(release)
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	h, err := ReadHistory(dir, key)
+	if err != nil || len(h.Revisions) != 1 || h.Revisions[0].Number != 1 {
+		t.Fatalf("on disk after Run: %v, %v; want revision 1", h, err)
+	}
+}
+
+// TestOlderSnapshotNeverReplacesNewer: a history written late (Run's
+// snapshot) never replaces a newer one written meanwhile (a pin).
+func TestOlderSnapshotNeverReplacesNewer(t *testing.T) {
+	s, _ := open(t, t.TempDir(), 5)
+	path := filepath.Join(t.TempDir(), "h.json")
+	if err := s.saves.write(path, 2, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.saves.write(path, 1, []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "new" {
+		t.Fatalf("file holds %q (%v), want the newer generation", b, err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }

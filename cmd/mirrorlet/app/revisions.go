@@ -33,6 +33,7 @@ func (a *agent) setupRevisions(ctx context.Context, g *errgroup.Group) error {
 		return fmt.Errorf("opening the revision store: %w", err)
 	}
 	a.desired.SetResolver(store)
+	g.Go(func() error { return store.Run(ctx) })
 	registerRollbackMetrics.Do(func() {
 		for _, c := range rollback.Collectors() {
 			metrics.Registry.MustRegister(c)
