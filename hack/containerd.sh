@@ -326,9 +326,13 @@ stop() {
 		for ns in $("$ctr" --address "$sock" namespaces list -q 2>/dev/null); do
 			ids=$("$ctr" --address "$sock" -n "$ns" tasks list -q 2>/dev/null || true)
 			for id in $ids; do "$ctr" --address "$sock" -n "$ns" tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+			# A killed task is deleted once it has exited; one already gone
+			# (its pod removed meanwhile) is "not found": nothing to wait for.
+			local out
 			for id in $ids; do
 				for _ in {1..50}; do
-					"$ctr" --address "$sock" -n "$ns" tasks delete "$id" >/dev/null 2>&1 && break
+					out=$("$ctr" --address "$sock" -n "$ns" tasks delete "$id" 2>&1) && break
+					[[ $out == *"not found"* ]] && break
 					sleep 0.1
 				done
 			done
