@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"fmt"
 	"maps"
 	"os"
@@ -122,21 +121,11 @@ func ctrContainers(t testing.TB) map[string]bool {
 
 // mountsNaming lists the mount points that name one of ids but none of keep.
 func mountsNaming(t testing.TB, ids, keep map[string]bool) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
 	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
-		}
+	for _, m := range nodetest.MountPoints(t) {
 		for id := range ids {
-			if !keep[id] && strings.Contains(fields[4], id) {
-				out = append(out, fields[4])
+			if !keep[id] && strings.Contains(m, id) {
+				out = append(out, m)
 			}
 		}
 	}
