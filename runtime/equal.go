@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -27,15 +28,7 @@ func sameGrace(a, b *time.Duration) bool {
 }
 
 func sameContainers(a, b []Container) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(&b[i]) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y Container) bool { return x.Equal(&y) })
 }
 
 // Equal reports whether c and d are the same attempt in the same state:
@@ -49,13 +42,5 @@ func (c *Container) Equal(d *Container) bool {
 
 // PodsEqual reports whether a and b hold equal pods in the same order.
 func PodsEqual(a, b []Pod) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(&b[i]) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(a, b, func(x, y Pod) bool { return x.Equal(&y) })
 }
