@@ -151,13 +151,13 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 			w = podstate.Waiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
 		}
 		s.waiting[c.Name] = w
-		s.requeueIn(b.Get(pullKey))
+		s.requeueIn(s.w.backoffLeft(pullKey, now))
 		return false
 	}
 	createKey := backoffKey(uid, c.Name) + "/create"
 	if b.IsInBackOffSinceUpdate(createKey, now) {
 		s.waiting[c.Name] = s.w.createErrs[createKey]
-		s.requeueIn(b.Get(createKey))
+		s.requeueIn(s.w.backoffLeft(createKey, now))
 		return false
 	}
 	attempt := s.w.nextAttempt(uid, c.Name)
@@ -172,12 +172,14 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		s.w.logger().Error(err, "Image not present with pull policy Never", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrImagePull):
 		b.Next(pullKey, now)
+		s.w.failedAt[pullKey] = now
 		s.waiting[c.Name] = podstate.Waiting{Reason: "ErrImagePull", Message: err.Error()}
 		s.w.pullErrs[pullKey] = s.waiting[c.Name]
 		s.requeueIn(b.Get(pullKey))
 		s.w.logger().Error(err, "Pulling image failed", "container", c.Name, "image", c.Image)
 	case errors.Is(err, mruntime.ErrStartFailed):
 		delete(s.w.pullErrs, pullKey)
+		delete(s.w.failedAt, pullKey)
 		// The attempt exists, exited (StartError) or stuck in Created: the
 		// next sync sees it and restartPolicy decides.
 		b.Reset(pullKey)
@@ -190,6 +192,7 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		// with back-off.
 		s.res.acted = true
 		b.Next(createKey, now)
+		s.w.failedAt[createKey] = now
 		s.waiting[c.Name] = podstate.Waiting{Reason: "CreateContainerError", Message: err.Error()}
 		s.w.createErrs[createKey] = s.waiting[c.Name]
 		s.requeueIn(b.Get(createKey))
@@ -199,6 +202,8 @@ func (s *podSync) start(ctx context.Context, c *corev1.Container) bool {
 		b.Reset(createKey)
 		delete(s.w.pullErrs, pullKey)
 		delete(s.w.createErrs, createKey)
+		delete(s.w.failedAt, pullKey)
+		delete(s.w.failedAt, createKey)
 		s.res.acted = true
 		s.w.recordAttempt(uid, c.Name, attempt)
 		s.w.logger().Info("Started container", "container", c.Name, "attempt", attempt, "id", id)
@@ -223,4 +228,14 @@ func (s *podSync) requeueIn(d time.Duration) {
 
 func backoffKey(uid types.UID, container string) string {
 	return string(uid) + "/" + container
+}
+
+// backoffLeft is what is left of key's pull or create back-off at now:
+// the back-off measured from the failure that began it.
+func (w *worker) backoffLeft(key string, now time.Time) time.Duration {
+	d := w.e.backoff.Get(key)
+	if at, ok := w.failedAt[key]; ok {
+		d -= now.Sub(at)
+	}
+	return d
 }

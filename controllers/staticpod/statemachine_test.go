@@ -272,6 +272,29 @@ func TestCreateErrorBacksOff(t *testing.T) {
 	}
 }
 
+// TestBackOffWaitsOnlyForWhatIsLeft: a sync made while a create back-off
+// runs (a probe result, another container's event, the resync) requeues
+// for the time left of the back-off, not for a whole back-off from now:
+// each such wake used to push the retry out again, up to the next resync.
+func TestBackOffWaitsOnlyForWhatIsLeft(t *testing.T) {
+	f := newFixture(t, manifestWithPolicy("Always"))
+	f.rt.SetCreateFails("i:1", true)
+	f.want(true)
+	if res := f.settle(f.sp.Key()); res.requeue != 10*time.Second {
+		t.Fatalf("requeue %s after the first failure, want the 10s back-off", res.requeue)
+	}
+	f.clock.Step(4 * time.Second)
+	if res := f.settle(f.sp.Key()); res.requeue != 6*time.Second {
+		t.Fatalf("requeue %s 4s into a 10s back-off, want the 6s left", res.requeue)
+	}
+	f.rt.SetCreateFails("i:1", false)
+	f.clock.Step(6 * time.Second)
+	f.settle(f.sp.Key())
+	if c := f.latest("c"); c == nil || c.State != mruntime.ContainerRunning {
+		t.Fatalf("container %+v when the back-off ends, want running", c)
+	}
+}
+
 // A missing image under imagePullPolicy Never is ErrImageNeverPull at
 // every sync, as in the kubelet: no pull was made, so there is no pull
 // back-off (never ImagePullBackOff), the sync is tried again every 10 s

@@ -33,6 +33,10 @@ type worker struct {
 	// createErrs holds the last error creating each container, shown
 	// while its back-off lasts.
 	createErrs map[string]podstate.Waiting
+	// failedAt holds when each pull or create back-off (by key) last
+	// began, so that a sync made meanwhile waits for the time left, not
+	// for a whole back-off again.
+	failedAt map[string]time.Time
 	// published is the runtime sandbox last published to the pod state, and
 	// previous the one before it, whose last attempts are carried over
 	// while a new sandbox has none yet.
@@ -49,7 +53,7 @@ func newWorker(e *Engine, key types.NamespacedName) *worker {
 	return &worker{
 		e: e, key: key, wakeCh: make(chan struct{}, 1),
 		attempts: map[types.UID]map[string]uint32{}, livenessKilled: map[string]bool{}, uids: map[types.UID]bool{},
-		pullErrs: map[string]podstate.Waiting{}, createErrs: map[string]podstate.Waiting{},
+		pullErrs: map[string]podstate.Waiting{}, createErrs: map[string]podstate.Waiting{}, failedAt: map[string]time.Time{},
 	}
 }
 
