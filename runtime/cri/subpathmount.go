@@ -162,11 +162,19 @@ func unmountTop(target string) (bool, error) {
 		return false, fmt.Errorf("opening %s: %w", target, err)
 	}
 	defer func() { _ = unix.Close(fd) }()
-	if mounted, err := isMountRoot(fd); err != nil || !mounted {
+	mounted, err := isMountRoot(fd)
+	unknown := errors.Is(err, errMountRootUnknown)
+	if err != nil && !unknown || err == nil && !mounted {
 		return false, err
 	}
 	self := "/proc/self/fd/" + strconv.Itoa(fd)
 	if err := unix.Mount("", self, "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		if unknown && errors.Is(err, unix.EINVAL) {
+			// Before Linux 5.8 the kernel does not say whether target
+			// is a mount point; a propagation change answers: EINVAL
+			// on a path that is not one.
+			return false, nil
+		}
 		return false, fmt.Errorf("making the mount on %s private: %w", target, err)
 	}
 	if err := unix.Unmount(self, unix.MNT_DETACH); err != nil {
@@ -175,14 +183,22 @@ func unmountTop(target string) (bool, error) {
 	return true, nil
 }
 
-// isMountRoot reports whether fd is the root of a mount.
-func isMountRoot(fd int) (bool, error) {
+// errMountRootUnknown: the kernel does not say whether a path is the root
+// of a mount (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8).
+var errMountRootUnknown = errors.New("the kernel does not tell mount points apart (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8)")
+
+// isMountRoot reports whether fd is the root of a mount;
+// errMountRootUnknown when the kernel does not tell. A variable, so that
+// tests can be an older kernel.
+var isMountRoot = statxMountRoot
+
+func statxMountRoot(fd int) (bool, error) {
 	var stx unix.Statx_t
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx); err != nil {
 		return false, fmt.Errorf("statx: %w", err)
 	}
 	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
-		return false, errors.New("the kernel does not tell mount points apart (statx STATX_ATTR_MOUNT_ROOT needs Linux 5.8)")
+		return false, errMountRootUnknown
 	}
 	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
 }

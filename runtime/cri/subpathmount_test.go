@@ -341,3 +341,39 @@ func TestSubPathMountTheRuntimeCannotSeeIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPodDataRemovedOnAKernelThatDoesNotTellMountRoots: before Linux 5.8
+// statx does not say whether a path is the root of a mount; the subPath
+// mounts are then found by a propagation change (EINVAL on a path that is
+// not a mount point), so the pod's data still goes, its mounts with it,
+// and the volume's files stay.
+func TestPodDataRemovedOnAKernelThatDoesNotTellMountRoots(t *testing.T) {
+	r := rootRuntime(t)
+	isMountRoot = func(int) (bool, error) { return false, errMountRootUnknown }
+	t.Cleanup(func() { isMountRoot = statxMountRoot })
+	vol := t.TempDir()
+	writeFile(t, filepath.Join(vol, "data", "hello"), "inside the volume")
+	writeFile(t, filepath.Join(vol, "conf.txt"), "a file subPath")
+	pod := subPathPod(vol, "data", "conf.txt")
+	if _, err := r.containerMounts(pod, &pod.Spec.Containers[0], 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	// A second attempt replaces the mounts, as on a newer kernel.
+	if _, err := r.containerMounts(pod, &pod.Spec.Containers[0], 1, ""); err != nil {
+		t.Fatalf("second attempt: %v", err)
+	}
+	if got := testMounts(t, r.opts.RootDir); len(got) != 2 {
+		t.Fatalf("mounts %v after two attempts, want the 2 of the last", got)
+	}
+	if err := r.RemovePodData(t.Context(), "uid-1"); err != nil {
+		t.Fatalf("removing the pod's data: %v", err)
+	}
+	if left := testMounts(t, r.opts.RootDir); len(left) > 0 {
+		t.Errorf("still mounted after the pod's data went: %v", left)
+	}
+	for _, p := range []string{filepath.Join(vol, "data", "hello"), filepath.Join(vol, "conf.txt")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s went with the pod's data: %v", p, err)
+		}
+	}
+}
