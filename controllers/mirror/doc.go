@@ -39,5 +39,7 @@
 // Node events wake mirrors only when what mirrors carry from the Node (its
 // UID, its InternalIP) changes, not on heartbeats.
 //
+// The status itself is computed by package podstatus.
+//
 // Nothing read here starts or stops a container.
 package mirror

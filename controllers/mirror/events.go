@@ -6,14 +6,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/manifest"
 )
 
 // recordEvents tells users, on the mirror, why a container does not run or
 // why its manifest is not loaded: one Warning each time that starts.
 func (r *Reconciler) recordEvents(mirror *corev1.Pod, old, st corev1.PodStatus) {
-	if c := podCondition(st, ConditionManifestValid); c != nil && c.Status == corev1.ConditionFalse {
-		if was := podCondition(old, ConditionManifestValid); was == nil || was.Status != c.Status || was.Message != c.Message {
+	if c := podCondition(st, podstatus.ConditionManifestValid); c != nil && c.Status == corev1.ConditionFalse {
+		if was := podCondition(old, podstatus.ConditionManifestValid); was == nil || was.Status != c.Status || was.Message != c.Message {
 			r.cfg.Recorder.Eventf(EventRef(mirror), nil, corev1.EventTypeWarning, "FailedLoadManifest", "LoadManifest", "%s", c.Message)
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/mirrorlet/mirrorlet/controllers/podstate"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/desired"
 )
@@ -50,7 +51,7 @@ type Config struct {
 	Tracker *Tracker
 	Clock   clock.Clock
 	// LogDir, when set, adds the LogsWritable condition to every mirror.
-	LogDir LogDirStatus
+	LogDir podstatus.LogDirStatus
 	// CacheVersion tells how far the pod cache is; default (nil): read
 	// from the manager's pod informer in SetupWithManager.
 	CacheVersion CacheVersion
@@ -453,12 +454,12 @@ func (r *Reconciler) writeStatus(ctx context.Context, sp *manifest.StaticPod, mi
 	if ok && state.UID != sp.Pod.UID {
 		state, ok = podstate.State{}, false // the runtime still runs the old version
 	}
-	st := computeStatus(statusInput{
-		spec: &sp.Pod.Spec, state: state, hasState: ok, problems: r.cfg.Desired.Problems(sp.Key()),
-		have: mirror.Status, hostIP: nodeIP(node), runtimeName: r.cfg.RuntimeName, now: r.cfg.Clock.Now(),
-		annotations: sp.Pod.Annotations,
-		generation:  mirror.Generation,
-		logDir:      r.cfg.LogDir,
+	st := podstatus.Compute(podstatus.Input{
+		Spec: &sp.Pod.Spec, State: state, HasState: ok, Problems: r.cfg.Desired.Problems(sp.Key()),
+		Have: mirror.Status, HostIP: nodeIP(node), RuntimeName: r.cfg.RuntimeName, Now: r.cfg.Clock.Now(),
+		Annotations: sp.Pod.Annotations,
+		Generation:  mirror.Generation,
+		LogDir:      r.cfg.LogDir,
 	})
 	if equality.Semantic.DeepEqual(st, mirror.Status) {
 		return mirror, nil

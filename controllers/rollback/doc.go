@@ -3,7 +3,7 @@
 //
 // A static pod opts in with the mirrorlet.io/rollback-after annotation (a
 // duration). Each new revision it gets (see package manifest/revisions) is
-// judged from the status its mirror shows (mirror.PodStatus, computed from
+// judged from the status its mirror shows (podstatus.Of, computed from
 // the runtime cache through the pod state store): a container in
 // CrashLoopBackOff or a Failed pod rolls it back at once; at the end of
 // the window (counted from when the revision appeared, from this

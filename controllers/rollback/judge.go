@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	"github.com/mirrorlet/mirrorlet/manifest/revisions"
 )
@@ -27,7 +27,7 @@ func (c *Controller) judge(key types.NamespacedName) time.Duration {
 		return 0
 	}
 	now := c.cfg.Clock.Now()
-	st := mirror.PodStatus(sp, c.cfg.States, nil, "", "", now)
+	st := podstatus.Of(sp, c.cfg.States, nil, "", "", now)
 	ready := podReady(st)
 	if ready && !rev.Ready {
 		if err := c.cfg.Revisions.MarkReady(key, sp.Hash); err != nil {

@@ -8,7 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 )
 
 // TestManifestTurningUnsafe: a manifest that becomes group-writable is not
@@ -27,10 +27,10 @@ func TestManifestTurningUnsafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
-		c := condition(p, mirror.ConditionManifestValid)
+		c := condition(p, podstatus.ConditionManifestValid)
 		return c != nil && c.Status == corev1.ConditionFalse
 	})
-	msg := condition(m, mirror.ConditionManifestValid).Message
+	msg := condition(m, podstatus.ConditionManifestValid).Message
 	if !strings.Contains(msg, path+": unsafe permissions (mode -rw-rw-r--") || m.Labels["role"] != "a" {
 		t.Errorf("mirror labels %v, condition %q: want role=a kept and the file, mode and why named", m.Labels, msg)
 	}
@@ -40,7 +40,7 @@ func TestManifestTurningUnsafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.WaitMirror("web", func(p *corev1.Pod) bool {
-		c := condition(p, mirror.ConditionManifestValid)
+		c := condition(p, podstatus.ConditionManifestValid)
 		return p.Labels["role"] == "b" && (c == nil || c.Status == corev1.ConditionTrue)
 	})
 }

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/controllers/staticpod"
 	"github.com/mirrorlet/mirrorlet/manifest"
 	mruntime "github.com/mirrorlet/mirrorlet/runtime"
@@ -252,12 +252,12 @@ func TestStartOrderCycleIsAValidationError(t *testing.T) {
 		n.waitRunning(pod, time.Minute)
 		eventually(t, 30*time.Second, pod+" mirror ManifestValid False naming the cycle", func() bool {
 			m := n.mirror(pod)
-			return m != nil && condition(m, mirror.ConditionManifestValid) == corev1.ConditionFalse &&
-				strings.Contains(conditionMessage(m, mirror.ConditionManifestValid), cycle)
+			return m != nil && condition(m, podstatus.ConditionManifestValid) == corev1.ConditionFalse &&
+				strings.Contains(conditionMessage(m, podstatus.ConditionManifestValid), cycle)
 		})
 		// The manifest loaded and runs: the message must not say that a
 		// last good version runs instead.
-		if msg := conditionMessage(n.mirror(pod), mirror.ConditionManifestValid); !strings.HasPrefix(msg, "the static pod runs regardless: ") {
+		if msg := conditionMessage(n.mirror(pod), podstatus.ConditionManifestValid); !strings.HasPrefix(msg, "the static pod runs regardless: ") {
 			t.Errorf("%s mirror's ManifestValid message %q does not say the pod runs regardless", pod, msg)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/logdir"
 	"github.com/mirrorlet/mirrorlet/runtime/cri"
 )
@@ -58,7 +58,7 @@ func (a *agent) reportLogDir(dir string, problem error) {
 }
 
 // logDirStatus is the checker for the mirror reconciler, nil without one.
-func (a *agent) logDirStatus() mirror.LogDirStatus {
+func (a *agent) logDirStatus() podstatus.LogDirStatus {
 	if a.logDir == nil {
 		return nil
 	}

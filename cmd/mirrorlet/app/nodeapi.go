@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mirrorlet/mirrorlet/controllers/mirror"
+	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 	"github.com/mirrorlet/mirrorlet/nodeapi"
 	"github.com/mirrorlet/mirrorlet/nodeapi/servingcert"
 )
@@ -126,7 +126,7 @@ func (p nodePods) ListPods() []*corev1.Pod {
 	now := time.Now()
 	for _, sp := range sps {
 		pod := sp.Pod.DeepCopy()
-		pod.Status = mirror.PodStatus(sp, p.a.states, p.a.desired.Problems(sp.Key()), p.a.opts.NodeIP, p.a.runtime.Name(), now)
+		pod.Status = podstatus.Of(sp, p.a.states, p.a.desired.Problems(sp.Key()), p.a.opts.NodeIP, p.a.runtime.Name(), now)
 		out = append(out, pod)
 	}
 	return out

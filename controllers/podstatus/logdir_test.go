@@ -1,4 +1,4 @@
-package mirror
+package podstatus
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func TestLogsWritableCondition(t *testing.T) {
 		{"full", fakeLogDir{full}, corev1.ConditionFalse, full.Error()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := computeStatus(statusInput{spec: &corev1.PodSpec{}, now: time.Now(), logDir: tc.logDir})
+			st := Compute(Input{Spec: &corev1.PodSpec{}, Now: time.Now(), LogDir: tc.logDir})
 			var got corev1.PodCondition
 			for _, c := range st.Conditions {
 				if c.Type == ConditionLogsWritable {

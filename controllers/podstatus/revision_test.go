@@ -1,4 +1,4 @@
-package mirror
+package podstatus
 
 import (
 	"testing"
@@ -12,7 +12,7 @@ import (
 func TestRolledBackConditionFollowsThePin(t *testing.T) {
 	spec := &corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}}}
 	find := func(annotations map[string]string) *corev1.PodCondition {
-		st := computeStatus(statusInput{spec: spec, annotations: annotations, now: time.Unix(100, 0)})
+		st := Compute(Input{Spec: spec, Annotations: annotations, Now: time.Unix(100, 0)})
 		for i := range st.Conditions {
 			if st.Conditions[i].Type == ConditionRolledBack {
 				return &st.Conditions[i]

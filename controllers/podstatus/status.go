@@ -1,4 +1,4 @@
-package mirror
+package podstatus
 
 import (
 	"fmt"
@@ -20,53 +20,53 @@ import (
 // message says which.
 const ConditionManifestValid corev1.PodConditionType = "mirrorlet.io/ManifestValid"
 
-// statusInput is what pod status is computed from.
-type statusInput struct {
-	spec     *corev1.PodSpec
-	state    podstate.State
-	hasState bool
-	problems []desired.Problem
-	// logDir, when set, gives the LogsWritable condition.
-	logDir LogDirStatus
-	// have is the mirror's current status: transition times and QOS class
+// Input is what pod status is computed from.
+type Input struct {
+	Spec     *corev1.PodSpec
+	State    podstate.State
+	HasState bool
+	Problems []desired.Problem
+	// LogDir, when set, gives the LogsWritable condition.
+	LogDir LogDirStatus
+	// Have is the mirror's current status: transition times and QOS class
 	// are kept from it.
-	have        corev1.PodStatus
-	hostIP      string
-	runtimeName string
-	now         time.Time
-	// annotations are the static pod's: they say when a pinned revision runs.
-	annotations map[string]string
-	// generation is the mirror's metadata.generation, reported as
+	Have        corev1.PodStatus
+	HostIP      string
+	RuntimeName string
+	Now         time.Time
+	// Annotations are the static pod's: they say when a pinned revision runs.
+	Annotations map[string]string
+	// Generation is the mirror's metadata.generation, reported as
 	// observedGeneration (0 when there is no mirror).
-	generation int64
+	Generation int64
 }
 
-// computeStatus turns runtime state into pod status. Times are truncated to
+// Compute turns runtime state into pod status. Times are truncated to
 // seconds, as the API stores them, so an unchanged state compares equal.
-func computeStatus(in statusInput) corev1.PodStatus {
+func Compute(in Input) corev1.PodStatus {
 	var pod *mruntime.Pod
-	if in.hasState {
-		pod = in.state.Pod
+	if in.HasState {
+		pod = in.State.Pod
 	}
-	st := corev1.PodStatus{QOSClass: in.have.QOSClass, HostIP: in.hostIP, ObservedGeneration: in.generation}
-	if in.hostIP != "" {
-		st.HostIPs = []corev1.HostIP{{IP: in.hostIP}}
+	st := corev1.PodStatus{QOSClass: in.Have.QOSClass, HostIP: in.HostIP, ObservedGeneration: in.Generation}
+	if in.HostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: in.HostIP}}
 	}
 	if pod != nil {
 		st.StartTime = mtime(pod.CreatedAt)
 		ip := pod.IP
-		if in.spec.HostNetwork || ip == "" {
-			ip = in.hostIP
+		if in.Spec.HostNetwork || ip == "" {
+			ip = in.HostIP
 		}
 		if ip != "" {
 			st.PodIP, st.PodIPs = ip, []corev1.PodIP{{IP: ip}}
 		}
 	}
-	st.InitContainerStatuses = containerStatuses(in.spec.InitContainers, pod, in, true)
-	st.ContainerStatuses = containerStatuses(in.spec.Containers, pod, in, false)
-	st.Phase = phase(in.spec, st, pod != nil)
-	if in.hasState && in.state.Message != "" {
-		st.Message = in.state.Message
+	st.InitContainerStatuses = containerStatuses(in.Spec.InitContainers, pod, in, true)
+	st.ContainerStatuses = containerStatuses(in.Spec.Containers, pod, in, false)
+	st.Phase = phase(in.Spec, st, pod != nil)
+	if in.HasState && in.State.Message != "" {
+		st.Message = in.State.Message
 	}
 	st.Conditions = conditions(in, st, pod)
 	return st
@@ -80,7 +80,7 @@ func mtime(t time.Time) *metav1.Time {
 	return &mt
 }
 
-func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInput, init bool) []corev1.ContainerStatus {
+func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in Input, init bool) []corev1.ContainerStatus {
 	if len(specs) == 0 {
 		return nil
 	}
@@ -92,7 +92,7 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 		if pod != nil {
 			latest, previous = attempts(pod, c.Name)
 		}
-		waiting, isWaiting := in.state.Waiting[c.Name]
+		waiting, isWaiting := in.State.Waiting[c.Name]
 		switch {
 		case latest == nil:
 			if !isWaiting {
@@ -101,7 +101,7 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting.Reason, Message: waiting.Message}
 		case latest.State == mruntime.ContainerRunning:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: *orZero(mtime(latest.StartedAt))}
-			started, ready := probed(in.state, latest.ID, in.have, in.runtimeName)
+			started, ready := probed(in.State, latest.ID, in.Have, in.RuntimeName)
 			cs.Ready = !init && ready
 			cs.Started = ptr.To(started)
 		case latest.State == mruntime.ContainerExited && isWaiting:
@@ -116,7 +116,7 @@ func containerStatuses(specs []corev1.Container, pod *mruntime.Pod, in statusInp
 		}
 		if latest != nil {
 			cs.RestartCount = int32(latest.Attempt)
-			cs.ContainerID = in.runtimeName + "://" + latest.ID
+			cs.ContainerID = in.RuntimeName + "://" + latest.ID
 			cs.ImageID = latest.ImageRef
 		}
 		if previous != nil {
@@ -243,7 +243,7 @@ func appPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) co
 	}
 }
 
-func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1.PodCondition {
+func conditions(in Input, st corev1.PodStatus, pod *mruntime.Pod) []corev1.PodCondition {
 	containersReady := containersReadyCondition(st)
 	ready := containersReady
 	ready.Type = corev1.PodReady
@@ -253,19 +253,19 @@ func conditions(in statusInput, st corev1.PodStatus, pod *mruntime.Pod) []corev1
 		containersReady,
 		ready,
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
-		manifestCondition(in.problems),
+		manifestCondition(in.Problems),
 	}
-	if c, ok := rolledBackCondition(in.annotations); ok {
+	if c, ok := rolledBackCondition(in.Annotations); ok {
 		conds = append(conds, c)
 	}
-	if in.logDir != nil {
-		conds = append(conds, logsCondition(in.logDir))
+	if in.LogDir != nil {
+		conds = append(conds, logsCondition(in.LogDir))
 	}
 	for i := range conds {
 		c := &conds[i]
-		c.ObservedGeneration = in.generation
-		c.LastTransitionTime = *mtime(in.now)
-		for _, old := range in.have.Conditions {
+		c.ObservedGeneration = in.Generation
+		c.LastTransitionTime = *mtime(in.Now)
+		for _, old := range in.Have.Conditions {
 			if old.Type == c.Type && old.Status == c.Status {
 				c.LastTransitionTime = old.LastTransitionTime
 			}

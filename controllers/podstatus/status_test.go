@@ -1,4 +1,4 @@
-package mirror
+package podstatus
 
 import (
 	"errors"
@@ -64,11 +64,11 @@ func TestComputeStatus(t *testing.T) {
 			phase:    corev1.PodRunning, ready: true, validCond: corev1.ConditionFalse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := statusInput{spec: tc.spec, problems: tc.problems, hostIP: "192.0.2.1", runtimeName: "fake", now: t0}
+			in := Input{Spec: tc.spec, Problems: tc.problems, HostIP: "192.0.2.1", RuntimeName: "fake", Now: t0}
 			if tc.state != nil {
-				in.state, in.hasState = *tc.state, true
+				in.State, in.HasState = *tc.state, true
 			}
-			st := computeStatus(in)
+			st := Compute(in)
 			cs := st.ContainerStatuses[0]
 			if st.Phase != tc.phase || cs.Ready != tc.ready || cs.RestartCount != tc.restarts {
 				t.Errorf("phase %s ready %v restarts %d, want %s %v %d", st.Phase, cs.Ready, cs.RestartCount, tc.phase, tc.ready, tc.restarts)
@@ -83,8 +83,8 @@ func TestComputeStatus(t *testing.T) {
 				t.Errorf("ManifestValid %+v, want %s", c, tc.validCond)
 			}
 			// Computing again from the result changes nothing (no churn).
-			in.have, in.now = st, t0.Add(time.Hour)
-			if again := computeStatus(in); !equalStatus(again, st) {
+			in.Have, in.Now = st, t0.Add(time.Hour)
+			if again := Compute(in); !equalStatus(again, st) {
 				t.Errorf("status not stable:\n%+v\n%+v", again, st)
 			}
 		})
@@ -137,8 +137,8 @@ func TestStatusFromProbes(t *testing.T) {
 			reason: "ContainersNotReady", msg: "containers with unready status: [a b]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := computeStatus(statusInput{spec: spec, hasState: true, now: t0,
-				state: podstate.State{Pod: pod, Probes: tc.probes}})
+			st := Compute(Input{Spec: spec, HasState: true, Now: t0,
+				State: podstate.State{Pod: pod, Probes: tc.probes}})
 			for i, cs := range st.ContainerStatuses {
 				if cs.Ready != tc.ready[i] || cs.Started == nil || *cs.Started != tc.started[i] {
 					t.Errorf("%s: ready %v started %v, want %v %v", cs.Name, cs.Ready, cs.Started, tc.ready[i], tc.started[i])
@@ -184,11 +184,11 @@ func TestConditionReasons(t *testing.T) {
 			initialized: cond{"True", "", ""}, readiness: cond{"False", "PodFailed", ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := statusInput{spec: never, now: t0, generation: 7}
+			in := Input{Spec: never, Now: t0, Generation: 7}
 			if tc.state != nil {
-				in.state, in.hasState = *tc.state, true
+				in.State, in.HasState = *tc.state, true
 			}
-			st := computeStatus(in)
+			st := Compute(in)
 			if st.Phase != tc.phase || st.ObservedGeneration != 7 {
 				t.Errorf("phase %s observedGeneration %d, want %s 7", st.Phase, st.ObservedGeneration, tc.phase)
 			}
@@ -230,8 +230,8 @@ func TestPendingProbesKeepWhatTheMirrorShowed(t *testing.T) {
 		{"result: not ready", podstate.Probe{Started: true}, shown(a.ID), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := computeStatus(statusInput{spec: spec, hasState: true, now: t0, have: tc.have, runtimeName: "fake",
-				state: podstate.State{Pod: pod, Probes: map[string]podstate.Probe{a.ID: tc.probe}}})
+			st := Compute(Input{Spec: spec, HasState: true, Now: t0, Have: tc.have, RuntimeName: "fake",
+				State: podstate.State{Pod: pod, Probes: map[string]podstate.Probe{a.ID: tc.probe}}})
 			if cs := st.ContainerStatuses[0]; cs.Ready != tc.ready {
 				t.Errorf("ready %v, want %v", cs.Ready, tc.ready)
 			}

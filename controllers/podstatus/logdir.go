@@ -1,4 +1,4 @@
-package mirror
+package podstatus
 
 import corev1 "k8s.io/api/core/v1"
 
