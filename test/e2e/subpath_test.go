@@ -187,9 +187,7 @@ func TestSubPathMountKeptAcrossRestart(t *testing.T) {
 	vol := filepath.Join(n.dir, "vol")
 	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
 	port := freePort(t)
-	pod := webPod("subpath", port)
-	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}}
-	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/data", SubPath: "sub"}}
+	pod := hostSubPathPod("subpath", port, vol)
 	n.writeManifest("subpath.yaml", pod)
 	m := n.waitRunning("subpath", 2*time.Minute)
 	id := m.Status.ContainerStatuses[0].ContainerID
@@ -272,10 +270,8 @@ func TestSubPathHostToContainerPropagation(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	pod := webPod("prop", port)
-	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}}
-	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{
-		Name: "host", MountPath: "/data", SubPath: "sub", MountPropagation: ptr.To(corev1.MountPropagationHostToContainer)}}
+	pod := hostSubPathPod("prop", port, vol)
+	pod.Spec.Containers[0].VolumeMounts[0].MountPropagation = ptr.To(corev1.MountPropagationHostToContainer)
 	n.writeManifest("prop.yaml", pod)
 	n.waitRunning("prop", 2*time.Minute)
 	answer(t, port, "/")
@@ -310,9 +306,7 @@ func TestSubPathRefusedWhenTheRuntimeCannotSeeIt(t *testing.T) {
 	vol := filepath.Join(n.dir, "vol")
 	writeTestFile(t, filepath.Join(vol, "sub", "hello"), "from the subPath")
 	port := freePort(t)
-	pod := webPod("subpath", port)
-	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}}
-	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/data", SubPath: "sub"}}
+	pod := hostSubPathPod("subpath", port, vol)
 	n.writeManifest("subpath.yaml", pod)
 	eventually(t, time.Minute, "the mirror to say containerd does not see the subPath mount", func() bool {
 		m := n.mirror("subpath")
@@ -325,4 +319,13 @@ func TestSubPathRefusedWhenTheRuntimeCannotSeeIt(t *testing.T) {
 	if body, err := get(port, "/file?path=/data/hello"); err == nil {
 		t.Errorf("the container runs, /data/hello = %q", body)
 	}
+}
+
+// hostSubPathPod is the web server pod with the hostPath vol mounted at
+// /data through its subPath "sub".
+func hostSubPathPod(name string, port int, vol string) *corev1.Pod {
+	pod := webPod(name, port)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: vol}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/data", SubPath: "sub"}}
+	return pod
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/mirrorlet/mirrorlet/cmd/mirrorlet/app"
 	"github.com/mirrorlet/mirrorlet/test/agenttest"
+	"github.com/mirrorlet/mirrorlet/test/nodetest"
 )
 
 // TestProfilingHandlerNeedsNodesProxy: with the profiling handler enabled,
@@ -30,7 +30,7 @@ import (
 // authenticate with client certificates of the API server's client CA.
 func TestProfilingHandlerNeedsNodesProxy(t *testing.T) {
 	node := newNodeName("pprof")
-	port := freePort(t)
+	port := nodetest.FreePort(t)
 	grantNode(t, "pprof-reader-"+node, node, "nodes/proxy")
 	grantNode(t, "pprof-lacking-"+node, node, "nodes/metrics", "nodes/stats", "nodes/log")
 	cfg, err := userConfig("mirrorlet:node:"+node, "mirrorlet:nodes")
@@ -79,7 +79,7 @@ func TestProfilingHandlerNeedsNodesProxy(t *testing.T) {
 // does when it is disabled.
 func TestProfilingHandlerOffByDefault(t *testing.T) {
 	node := newNodeName("nopprof")
-	port := freePort(t)
+	port := nodetest.FreePort(t)
 	grantNode(t, "pprof-reader-"+node, node, "nodes/proxy")
 	cfg, err := userConfig("mirrorlet:node:"+node, "mirrorlet:nodes")
 	if err != nil {
@@ -156,14 +156,4 @@ func get(c *http.Client, url string) (int, []byte) {
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, body
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
