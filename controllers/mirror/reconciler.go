@@ -52,9 +52,6 @@ type Config struct {
 	Clock   clock.Clock
 	// LogDir, when set, adds the LogsWritable condition to every mirror.
 	LogDir podstatus.LogDirStatus
-	// CacheVersion tells how far the pod cache is; default (nil): read
-	// from the manager's pod informer in SetupWithManager.
-	CacheVersion CacheVersion
 	// Workers is how many mirrors are written at once (each key by one
 	// worker at a time): mirror writes wait on the API server, so they run
 	// in parallel, as the kubelet writes mirrors from its per-pod workers;
@@ -106,25 +103,16 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
-	return &Reconciler{cfg: cfg, written: written{version: cfg.CacheVersion}}, nil
+	return &Reconciler{cfg: cfg, written: written{clock: cfg.Clock}}, nil
 }
 
 // SetupWithManager registers the reconciler. The manager's cache must be
 // scoped to pods with spec.nodeName of this node and to this Node.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.written.version == nil {
-		inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Pod{})
-		if err != nil {
-			return fmt.Errorf("getting the pod informer: %w", err)
-		}
-		if v, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
-			r.written.version = v.LastSyncResourceVersion
-		}
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("mirror").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.Workers}).
-		For(&corev1.Pod{}).
+		Watches(&corev1.Pod{}, r.written.events()).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allKeys), builder.WithPredicates(mirrorInputChanged())).
 		WatchesRawSource(source.Func(r.watchNode)).
 		Complete(r)
