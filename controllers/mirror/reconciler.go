@@ -176,9 +176,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("getting mirror pod %s: %w", key, err)
-	case removing(pod):
+	case removing(pod) && len(pod.Finalizers) == 0:
 		// Deleted with grace period 0 (forced): the API server is
-		// removing it now, and its delete event brings the create.
+		// removing it now, and its delete event brings the create. One
+		// with finalizers stays until they go: it is replaced as a
+		// terminating mirror is (see delete).
 		return reconcile.Result{}, nil
 	default:
 		cached = pod

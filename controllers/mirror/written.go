@@ -16,10 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
-// writtenMaxAge bounds how long a write is preferred to the cache: a
-// watch event always comes sooner, but a deletion the cache learned of
-// only through a relist (a tombstone that may carry an older pod) could
-// otherwise keep a record of a mirror that is gone.
+// writtenMaxAge bounds how long a write is preferred to the cache. The
+// write's own watch event normally drops it within milliseconds; the cap
+// is for what no event tells: after a broken watch, a mirror mirrorlet
+// made and someone deleted before the cache held it (the relist's
+// tombstone, if any, carries the mirror it replaced). A cache more than
+// this behind costs a write again, as without the record.
 const writtenMaxAge = 10 * time.Second
 
 // goneMaxAge is how long the UID of a deleted pod is remembered, for a
@@ -49,7 +51,7 @@ type written struct {
 	on   bool
 	last map[types.NamespacedName]record
 	// gone holds the UIDs of pods the cache saw deleted, in the order
-	// seen, for goneMaxAge.
+	// seen, for at least goneMaxAge (pruned on the next delete).
 	gone      map[types.UID]struct{}
 	goneOrder []goneUID
 }
@@ -88,7 +90,8 @@ func newer(a, b *corev1.Pod) bool {
 }
 
 // record remembers pod as mirrorlet's last write of key, unless the cache
-// already saw it deleted.
+// already saw it deleted or the pod events are not observed (nothing
+// would drop the record).
 func (w *written) record(key types.NamespacedName, pod *corev1.Pod) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

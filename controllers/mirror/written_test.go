@@ -7,7 +7,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func writtenPod(uid, rv string) *corev1.Pod {
@@ -34,11 +38,16 @@ func TestWrittenPreferredUntilTheCacheHasIt(t *testing.T) {
 		{name: "cache has the write", cached: writtenPod("a", "12"), want: "12"},
 		{name: "cache has a later change", cached: writtenPod("a", "15"), want: "15"},
 		{name: "cache has the terminating mirror the write replaced", cached: writtenPod("old", "9"), want: "12", behind: true},
-		{name: "write's event handled", events: func(w *written) { w.observe(writtenPod("a", "12")) }, cached: writtenPod("a", "12"), want: "12"},
+		{name: "write's event handled", events: func(w *written) { w.observe(writtenPod("a", "12")) }},
+		{name: "later change's event handled", events: func(w *written) { w.observe(writtenPod("b", "14")) }},
 		{name: "older event handled", events: func(w *written) { w.observe(writtenPod("a", "11")) }, want: "12", behind: true},
 		{name: "mirror deleted after the write", events: func(w *written) { w.observeDelete(writtenPod("a", "13")) }},
 		{name: "deletion learned by a relist", events: func(w *written) { w.observeDelete(writtenPod("a", "11")) }},
 		{name: "replaced mirror's delete event", events: func(w *written) { w.observeDelete(writtenPod("old", "10")) }, want: "12", behind: true},
+		{name: "later pod's delete event", events: func(w *written) { w.observeDelete(writtenPod("b", "14")) }},
+		// A relist's tombstone of the mirror the write replaced tells
+		// nothing of the write: the record stays until writtenMaxAge.
+		{name: "replaced mirror's tombstone, then too old", events: func(w *written) { w.observeDelete(writtenPod("old", "9")) }, after: writtenMaxAge + time.Second},
 		{name: "record too old", after: writtenMaxAge + time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,5 +92,55 @@ func TestWrittenOffWithoutEvents(t *testing.T) {
 	w.record(key, writtenPod("a", "12"))
 	if got, behind := w.view(key, nil); got != nil || behind {
 		t.Errorf("view = %v, behind %v; want none", got, behind)
+	}
+}
+
+// checkingQueue checks, at each Add, that the record has been dropped.
+type checkingQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	t     *testing.T
+	w     *written
+	added int
+}
+
+func (q *checkingQueue) Add(req reconcile.Request) {
+	q.added++
+	if _, behind := q.w.view(req.NamespacedName, nil); behind {
+		q.t.Errorf("%s enqueued while the record of the write is still preferred", req.NamespacedName)
+	}
+}
+
+// TestPodEventsDropTheRecordBeforeTheReconcile: the reconcile an event
+// wakes never reads a record the event has made stale.
+func TestPodEventsDropTheRecordBeforeTheReconcile(t *testing.T) {
+	key := types.NamespacedName{Namespace: "default", Name: "web-node"}
+	for name, send := range map[string]func(h handler.EventHandler, q *checkingQueue){
+		"create": func(h handler.EventHandler, q *checkingQueue) {
+			h.Create(t.Context(), event.CreateEvent{Object: writtenPod("a", "12")}, q)
+		},
+		"update": func(h handler.EventHandler, q *checkingQueue) {
+			h.Update(t.Context(), event.UpdateEvent{ObjectOld: writtenPod("a", "11"), ObjectNew: writtenPod("a", "12")}, q)
+		},
+		"delete": func(h handler.EventHandler, q *checkingQueue) {
+			h.Delete(t.Context(), event.DeleteEvent{Object: writtenPod("a", "13")}, q)
+		},
+		"tombstone": func(h handler.EventHandler, q *checkingQueue) {
+			h.Delete(t.Context(), event.DeleteEvent{Object: writtenPod("a", "11"), DeleteStateUnknown: true}, q)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := &written{clock: clocktesting.NewFakeClock(time.Now())}
+			h := w.events()
+			w.record(key, writtenPod("a", "12"))
+			q := &checkingQueue{
+				TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()),
+				t:                          t, w: w,
+			}
+			defer q.ShutDown()
+			send(h, q)
+			if q.added != 1 {
+				t.Errorf("%d requests enqueued, want 1", q.added)
+			}
+		})
 	}
 }

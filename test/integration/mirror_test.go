@@ -75,13 +75,19 @@ func hasToleration(p *corev1.Pod) bool {
 	return false
 }
 
+// A finalizer another client put on the mirror (the API server keeps a
+// pod with finalizers even when deleted with grace period 0) is removed:
+// the mirror is mirrorlet's alone, and the new one waits for the old.
 func TestMirrorRecreatedAfterDeleteWithoutRestart(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		grace *int64
+		name      string
+		grace     *int64
+		finalizer bool
 	}{
-		{"forced", ptrTo[int64](0)},
-		{"graceful", nil},
+		{"forced", ptrTo[int64](0), false},
+		{"graceful", nil, false},
+		{"forced-finalizer", ptrTo[int64](0), true},
+		{"graceful-finalizer", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := startAgent(t, newNodeName("recreate-"+tc.name), "", nil)
@@ -89,6 +95,14 @@ func TestMirrorRecreatedAfterDeleteWithoutRestart(t *testing.T) {
 			old := a.WaitMirror("web", isRunning)
 			rp := a.WaitRunning("web", 1)
 			starts := a.RT.Starts(rp.UID)
+			if tc.finalizer {
+				held := old.DeepCopy()
+				held.Finalizers = append(held.Finalizers, "example.com/hold")
+				if err := k8s.Patch(context.Background(), held, client.MergeFrom(old)); err != nil {
+					t.Fatal(err)
+				}
+				old = held
+			}
 
 			start := time.Now()
 			opts := &client.DeleteOptions{GracePeriodSeconds: tc.grace}
