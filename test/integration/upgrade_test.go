@@ -43,7 +43,11 @@ func TestMirrorOfPreviousVersionAdopted(t *testing.T) {
 	}
 
 	writes, counting := countPodWrites(t)
+	before := reconciles(t, "mirror")
 	second := startAgent(t, node, dir, first.RT, counting)
+	// The window opens once the new agent has looked at the mirror: on
+	// a loaded machine 2 s may pass before its first reconcile.
+	eventually(t, "the new agent to reconcile the mirror", func() bool { return reconciles(t, "mirror") > before })
 	consistently(t, "the mirror adopted, not written", 2*time.Second, func() bool {
 		got := &corev1.Pod{}
 		return k8s.Get(ctx, client.ObjectKeyFromObject(old), got) == nil && got.UID == old.UID &&
@@ -75,8 +79,10 @@ func TestRestartWritesNoMirror(t *testing.T) {
 	first.Stop()
 
 	writes, counting := countPodWrites(t)
+	before := reconciles(t, "mirror")
 	second := startAgent(t, node, dir, first.RT, counting)
 	second.WaitRunning("web", 1)
+	eventually(t, "the new agent to reconcile the mirror", func() bool { return reconciles(t, "mirror") > before })
 	consistently(t, "the mirror kept, not written", 2*time.Second, func() bool {
 		got := &corev1.Pod{}
 		return k8s.Get(ctx, client.ObjectKeyFromObject(m), got) == nil && got.UID == m.UID && writes.Total() == 0

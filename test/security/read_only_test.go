@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,9 +42,18 @@ func TestEditorCannotEditMirrors(t *testing.T) {
 		})
 	}
 	t.Run("update", func(t *testing.T) {
-		edited := a.WaitMirror("web", nil) // the latest version: a status write may follow Running
-		edited.Labels["role"] = "b"
-		refused(t, "update", editor.Update(ctx, edited), append(readOnly, "refused: change of labels)")...)
+		// The latest version each try: a status write may follow
+		// Running, and the API server checks the resourceVersion
+		// (Conflict) before admission.
+		var err error
+		for range 5 {
+			edited := a.WaitMirror("web", nil)
+			edited.Labels["role"] = "b"
+			if err = editor.Update(ctx, edited); !apierrors.IsConflict(err) {
+				break
+			}
+		}
+		refused(t, "update", err, append(readOnly, "refused: change of labels)")...)
 	})
 	// A user who may also write pods/status. (Ephemeral containers need
 	// no policy: the API server refuses them on mirror pods.)
