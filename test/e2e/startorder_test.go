@@ -79,7 +79,9 @@ func TestStartOrderWaitsForReadyDependency(t *testing.T) {
 	n := startNode(t)
 	etcdPort, apiPort := freePort(t), freePort(t)
 	n.writeManifest("apiserver.yaml", apiserverLikePod(apiPort, etcdPort, "etcd"))
-	n.writeManifest("etcd.yaml", etcdLikePod(etcdPort, 4*time.Second))
+	// 8 s: the mirror's "waiting for etcd" must be seen before etcd is
+	// Ready, also after the reboot below, on a loaded machine.
+	n.writeManifest("etcd.yaml", etcdLikePod(etcdPort, 8*time.Second))
 
 	eventually(t, time.Minute, "the apiserver-like mirror to say it waits for etcd", func() bool {
 		reason, msg := n.waitingFor("apiserver", "apiserver")
