@@ -11,8 +11,8 @@ import (
 	"github.com/mirrorlet/mirrorlet/controllers/podstatus"
 )
 
-// TestManifestTurningUnsafe: a manifest that becomes group-writable is not
-// read any more; its last good version keeps running and its mirror says
+// TestManifestTurningUnsafe: a manifest edit that is group-writable is not
+// read; its last good version keeps running and its mirror says
 // why, naming the file. Made safe again, the edit made meanwhile applies.
 func TestManifestTurningUnsafe(t *testing.T) {
 	node := newNodeName("unsafe")
@@ -21,9 +21,19 @@ func TestManifestTurningUnsafe(t *testing.T) {
 	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	rp := a.WaitRunning("web", 1)
 
+	// The edit arrives group-writable in one step (renamed into place
+	// with its mode set): an edit written safe and then chmodded may be
+	// read before the chmod, since manifests are read as soon as they
+	// are closed.
 	path := filepath.Join(a.Dir, "web.yaml")
-	a.Write("web.yaml", podManifest("web", map[string]string{"role": "b"}))
-	if err := os.Chmod(path, 0o664); err != nil {
+	tmp := filepath.Join(a.Dir, ".web.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte(podManifest("web", map[string]string{"role": "b"})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
