@@ -176,11 +176,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case apierrors.IsNotFound(err):
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("getting mirror pod %s: %w", key, err)
-	case removing(pod) && len(pod.Finalizers) == 0:
+	case removing(pod) && (len(pod.Finalizers) == 0 || r.recreateOnly()):
 		// Deleted with grace period 0 (forced): the API server is
 		// removing it now, and its delete event brings the create. One
 		// with finalizers stays until they go: it is replaced as a
-		// terminating mirror is (see delete).
+		// terminating mirror is (see delete), unless mirrorlet may not
+		// patch pods and so cannot remove them; then whoever added them
+		// does, and the delete event comes after that.
 		return reconcile.Result{}, nil
 	default:
 		cached = pod

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -65,7 +66,38 @@ func TestKubeletIdentityUnderNodeRestriction(t *testing.T) {
 	if err := admin.Patch(ctx, edited, client.MergeFrom(fourth)); err != nil {
 		t.Fatal(err)
 	}
-	a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != fourth.UID && p.Labels["role"] == "c" })
+	fifth := a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != fourth.UID && p.Labels["role"] == "c" })
+
+	// A mirror someone gave a finalizer and force-deleted stays (a node
+	// may not remove finalizers) until they remove it; then it returns.
+	held := fifth.DeepCopy()
+	held.Finalizers = []string{"example.com/hold"}
+	if err := admin.Patch(ctx, held, client.MergeFrom(fifth)); err != nil {
+		t.Fatal(err)
+	}
+	recreating := a.Logs.Count("Recreating mirror pod")
+	if err := admin.Delete(ctx, held, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, "the held mirror kept until its finalizer goes", 2*time.Second, func() bool {
+		p := &corev1.Pod{}
+		return admin.Get(ctx, a.Key("web"), p) == nil && p.UID == fifth.UID && p.DeletionTimestamp != nil
+	})
+	if n := a.Logs.Count("Recreating mirror pod") - recreating; n > 0 {
+		t.Errorf("mirrorlet tried %d times to replace a mirror whose finalizer it may not remove", n)
+	}
+	latest := &corev1.Pod{}
+	if err := admin.Get(ctx, a.Key("web"), latest); err != nil {
+		t.Fatal(err)
+	}
+	released := latest.DeepCopy()
+	released.Finalizers = nil
+	if err := admin.Patch(ctx, released, client.MergeFrom(latest)); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitMirror("web", func(p *corev1.Pod) bool {
+		return p.UID != fifth.UID && p.DeletionTimestamp == nil && p.Labels["role"] == "c"
+	})
 
 	// The container never noticed any of it.
 	checkContainerUntouched(t, a, rp.UID, containerID)

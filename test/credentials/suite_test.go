@@ -86,7 +86,10 @@ func startAgent(t testing.TB, node string, restCfg *rest.Config, opts ...func(*a
 	return agenttest.Start(t, node, agenttest.Config{RestConfig: restCfg, Reader: admin, Options: opts})
 }
 
-var eventually = agenttest.Eventually
+var (
+	eventually   = agenttest.Eventually
+	consistently = agenttest.Consistently
+)
 
 // podManifest returns a one-container Pod manifest with labels.
 func podManifest(name string, labels map[string]string) string {
