@@ -407,9 +407,12 @@ func (r *Reconciler) createOnly(ctx context.Context, want *corev1.Pod) (*corev1.
 // delete removes a mirror at once, only if it is still the object we saw.
 func (r *Reconciler) delete(ctx context.Context, mirror *corev1.Pod) error {
 	if len(mirror.Finalizers) > 0 && !r.recreateOnly() {
+		// Only from the mirror as seen (resourceVersion checked): a stale
+		// read must not strip the finalizers of the mirror that replaced
+		// it under the same name.
 		patched := mirror.DeepCopy()
 		patched.Finalizers = nil
-		err := r.cfg.Client.Patch(ctx, patched, client.MergeFrom(mirror))
+		err := r.cfg.Client.Patch(ctx, patched, client.MergeFromWithOptions(mirror, client.MergeFromWithOptimisticLock{}))
 		switch {
 		case patchForbidden(err):
 			// Under the kubelet's rules; whoever added the finalizer
