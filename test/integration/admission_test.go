@@ -30,7 +30,7 @@ func TestMutatingAdmissionPolicyDoesNotLoop(t *testing.T) {
 	a := startAgent(t, node, "", nil, counting)
 	a.Write("web.yaml", podManifest("web", map[string]string{"role": "a"}, "nginx:1.27"))
 	m := a.WaitMirror("web", func(p *corev1.Pod) bool {
-		return isRunning(p) && p.Labels["injected-by"] == "policy" && hasInjectedToleration(p)
+		return isSettled(p) && p.Labels["injected-by"] == "policy" && hasInjectedToleration(p)
 	})
 	settled := writes.Total()
 	checkNoWrites(t, writes, writeWindow, "after the mirror is Running")
@@ -61,7 +61,7 @@ func TestAdmissionRewritingManifestFieldDoesNotLoop(t *testing.T) {
 	writes, counting := countPodWrites(t)
 	a := startAgent(t, node, "", nil, counting)
 	a.Write("web.yaml", podManifest("web", map[string]string{"tier": "a"}, "nginx:1.27"))
-	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return isRunning(p) && p.Labels["tier"] == "forced" })
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return isSettled(p) && p.Labels["tier"] == "forced" })
 	eventually(t, "a MutatedMirrorPod Event on the mirror", func() bool {
 		var list eventsv1.EventList
 		if err := k8s.List(context.Background(), &list, client.InNamespace("default")); err != nil {
@@ -95,6 +95,12 @@ func TestAdmissionRewritingManifestFieldDoesNotLoop(t *testing.T) {
 }
 
 // checkNoWrites fails if mirrorlet writes a pod within d.
+// isSettled reports whether a new mirror shows all it will: Running, and
+// the hostIP of the Node. A mirror written before the Node's first status
+// (mirrorlet registers the Node, then posts its addresses) gets its hostIP
+// in one more status write.
+func isSettled(p *corev1.Pod) bool { return isRunning(p) && p.Status.HostIP != "" }
+
 func checkNoWrites(t *testing.T, writes *podWrites, d time.Duration, when string) {
 	t.Helper()
 	before, start := writes.Total(), time.Now()

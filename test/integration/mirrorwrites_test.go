@@ -21,7 +21,7 @@ func TestMirrorWrittenOnceEach(t *testing.T) {
 	writes, counting := countPodWrites(t)
 	a := startAgent(t, newNodeName("written-once"), "", nil, counting)
 	a.Write("web.yaml", podManifest("web", nil, "nginx:1.27"))
-	m := a.WaitMirror("web", isRunning)
+	m := a.WaitMirror("web", isSettled)
 	checkNoWrites(t, writes, writeWindow/2, "after the mirror is Running")
 	// The status may be written twice: Pending, then Running.
 	if got := writes.snapshot(); got["PATCH pods"] != 1 || got["DELETE pods"] != 0 || got["POST pods"] != 0 {
@@ -42,7 +42,7 @@ func TestMirrorWrittenOnceEach(t *testing.T) {
 			t.Fatal(err)
 		}
 		old := m
-		m = a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != old.UID && isRunning(p) })
+		m = a.WaitMirror("web", func(p *corev1.Pod) bool { return p.UID != old.UID && isSettled(p) })
 		checkNoWrites(t, writes, writeWindow/2, "after the mirror is back")
 		after := writes.snapshot()
 		applies, statuses := after["PATCH pods"]-before["PATCH pods"], after["PATCH pods/status"]-before["PATCH pods/status"]

@@ -46,7 +46,7 @@ func TestMutatingWebhookDoesNotLoop(t *testing.T) {
 		return p.Annotations[webhookAnnotation] == "true" && len(p.Spec.Containers) == 2 &&
 			p.Spec.Containers[1].Name == webhookSidecar
 	}
-	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return isRunning(p) && mutated(p) })
+	m := a.WaitMirror("web", func(p *corev1.Pod) bool { return isSettled(p) && mutated(p) })
 	if m.Labels[webhookLabel] != "manifest" {
 		t.Errorf("label %s = %q, want the manifest's value", webhookLabel, m.Labels[webhookLabel])
 	}
