@@ -159,6 +159,8 @@ func TestNotReadyWithinWindowRollsBack(t *testing.T) {
 	if sp.Pod.Annotations[revisions.AnnotationPinnedReason] != revisions.ReasonNotReady || sp.Pod.Annotations[revisions.AnnotationRevision] != "1" {
 		t.Errorf("annotations of the rolled back pod: %v", sp.Pod.Annotations)
 	}
+	// The event is recorded after the pin that runs revision 1 again.
+	h.until("a RolledBack event", func() bool { return len(h.events.list()) > 0 })
 	if ev := h.events.list(); len(ev) != 1 || ev[0] != "default/web-n1 Warning RolledBack: Revision 2 was not Ready within 10s; rolled back to revision 1 until the manifest changes" {
 		t.Errorf("events %q", ev)
 	}
